@@ -1,0 +1,324 @@
+package attio
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is Attio's REST API v2. Paths such as "/webhooks" are
+// relative to it, so a simulator's base is "http://host:port/v2".
+const DefaultBaseURL = "https://api.attio.com/v2"
+
+// Environment variables read by NewClientFromEnv.
+const (
+	EnvAPIKey  = "ATTIO_API_KEY"
+	EnvBaseURL = "ATTIO_BASE_URL"
+)
+
+const defaultUserAgent = "crmhook-attio/1 (+https://github.com/crmhook/crmhook)"
+
+// maxSuccessBody bounds what a 2xx answer may hold; webhook listings are small.
+const maxSuccessBody = 16 << 20
+
+// ErrNoToken is returned by NewClient for an empty API token.
+var ErrNoToken = errors.New("attio: no API token (set " + EnvAPIKey + ")")
+
+// Client talks to the Attio REST API v2. Create one with NewClient; it is
+// safe for concurrent use.
+type Client struct {
+	baseURL    *url.URL
+	token      string
+	httpClient *http.Client
+	userAgent  string
+	retry      retryPolicy
+
+	// Seams for tests: the clock (Retry-After dates), the wait between
+	// attempts and the jitter source.
+	now    func() time.Time
+	sleep  func(ctx context.Context, d time.Duration) error
+	jitter func(n int64) int64
+
+	// Webhooks manages webhook subscriptions.
+	Webhooks *WebhookService
+}
+
+// retryPolicy says how GET requests are retried on 429, 5xx and network
+// errors. Writes are never retried: Attio offers no idempotency key on them,
+// so a retried POST could create a second webhook.
+type retryPolicy struct {
+	maxAttempts int           // total attempts, 1 means no retry
+	base        time.Duration // first backoff ceiling
+	max         time.Duration // cap on any single wait, Retry-After included
+}
+
+// Option configures a Client.
+type Option func(*Client) error
+
+// WithBaseURL points the client at another API root, e.g. a simulator's
+// "http://127.0.0.1:7702/v2". It must be an absolute http or https URL.
+func WithBaseURL(raw string) Option {
+	return func(c *Client) error {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("%w: base URL must be an absolute http(s) URL", ErrInvalidRequest)
+		}
+		u.Path = strings.TrimRight(u.Path, "/")
+		u.RawQuery, u.Fragment = "", ""
+		c.baseURL = u
+		return nil
+	}
+}
+
+// WithHTTPClient sets the HTTP client (timeouts, proxies, transports).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) error {
+		if hc == nil {
+			return fmt.Errorf("%w: nil HTTP client", ErrInvalidRequest)
+		}
+		c.httpClient = hc
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) error {
+		c.userAgent = ua
+		return nil
+	}
+}
+
+// WithRetry sets how GET requests are retried: at most maxAttempts attempts in
+// all (1 disables retries), with full-jitter exponential backoff starting at
+// base and capped at max. A Retry-After from Attio replaces the backoff; if it
+// asks for longer than max the client gives up at once and returns the
+// *APIError, whose RetryAfter says how long to wait.
+func WithRetry(maxAttempts int, base, max time.Duration) Option {
+	return func(c *Client) error {
+		if maxAttempts < 1 || base <= 0 || max < base {
+			return fmt.Errorf("%w: retry wants maxAttempts >= 1 and 0 < base <= max", ErrInvalidRequest)
+		}
+		c.retry = retryPolicy{maxAttempts: maxAttempts, base: base, max: max}
+		return nil
+	}
+}
+
+// NewClient returns a client authenticating with the bearer token (an Attio
+// API key or OAuth access token). The token never appears in errors.
+func NewClient(token string, opts ...Option) (*Client, error) {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, fmt.Errorf("%w: API token contains whitespace or control characters", ErrInvalidRequest)
+	}
+	base, _ := url.Parse(DefaultBaseURL)
+	c := &Client{
+		baseURL:    base,
+		token:      token,
+		httpClient: &http.Client{Timeout: 30 * time.Second},
+		userAgent:  defaultUserAgent,
+		retry:      retryPolicy{maxAttempts: 3, base: 500 * time.Millisecond, max: 30 * time.Second},
+		now:        time.Now,
+		sleep:      sleepCtx,
+		jitter:     func(n int64) int64 { return rand.Int64N(n) },
+	}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	c.Webhooks = &WebhookService{client: c}
+	return c, nil
+}
+
+// NewClientFromEnv is NewClient with the token from ATTIO_API_KEY and, when
+// set, the base URL from ATTIO_BASE_URL. Options given here win over both.
+func NewClientFromEnv(opts ...Option) (*Client, error) {
+	if base := os.Getenv(EnvBaseURL); base != "" {
+		opts = append([]Option{WithBaseURL(base)}, opts...)
+	}
+	return NewClient(os.Getenv(EnvAPIKey), opts...)
+}
+
+// BaseURL returns the API root the client sends requests to.
+func (c *Client) BaseURL() string { return c.baseURL.String() }
+
+// Response wraps the HTTP response of an API call. Its body has already been
+// read and closed.
+type Response struct {
+	*http.Response
+}
+
+// do sends one API call. in, when not nil, is sent as {"data": in}; out, when
+// not nil, receives the "data" of a 2xx answer. GETs are retried per the
+// client's policy; other methods are sent exactly once.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) (*Response, error) {
+	if ctx == nil {
+		return nil, fmt.Errorf("%w: nil context", ErrInvalidRequest)
+	}
+	var payload []byte
+	if in != nil {
+		var err error
+		if payload, err = json.Marshal(struct {
+			Data any `json:"data"`
+		}{in}); err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+	}
+	// path arrives escaped (ids go through url.PathEscape), so an id holding
+	// "/" or "?" stays one path segment.
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad path", ErrInvalidRequest)
+	}
+	u := *c.baseURL
+	u.Path = c.baseURL.Path + unescaped
+	u.RawPath = c.baseURL.EscapedPath() + path
+	u.RawQuery = query.Encode()
+
+	attempts := 1
+	if method == http.MethodGet {
+		attempts = c.retry.maxAttempts
+	}
+	for attempt := 1; ; attempt++ {
+		resp, body, err := c.send(ctx, method, u.String(), payload)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			if attempt >= attempts {
+				return nil, err
+			}
+			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
+				return nil, werr
+			}
+			continue
+		}
+		r := &Response{Response: resp}
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			if out != nil {
+				if err := decodeData(body, out); err != nil {
+					return r, err
+				}
+			}
+			return r, nil
+		}
+		apiErr := newAPIError(resp, body, c.token, c.now())
+		if attempt >= attempts || !retryableStatus(resp.StatusCode) {
+			return r, apiErr
+		}
+		wait := apiErr.RetryAfter
+		if wait == 0 {
+			wait = c.backoff(attempt)
+		}
+		if wait > c.retry.max {
+			return r, apiErr // asked to wait longer than we are allowed to
+		}
+		if werr := c.sleep(ctx, wait); werr != nil {
+			return r, werr
+		}
+	}
+}
+
+// send makes one HTTP exchange and reads the whole (bounded) body.
+func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	limit := int64(maxSuccessBody)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		limit = maxErrorBody
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read response: %w", err)
+	}
+	if int64(len(data)) > limit {
+		if limit == maxErrorBody {
+			data = data[:limit] // an error body only feeds a message
+		} else {
+			return nil, nil, fmt.Errorf("response body over %d bytes", limit)
+		}
+	}
+	return resp, data, nil
+}
+
+// backoff is full jitter: a uniform wait in [0, min(max, base·2^(attempt-1))].
+func (c *Client) backoff(attempt int) time.Duration {
+	ceiling := c.retry.base
+	for i := 1; i < attempt && ceiling < c.retry.max; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, c.retry.max)
+	return time.Duration(c.jitter(int64(ceiling) + 1))
+}
+
+func retryableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// decodeData unwraps {"data": …} into out.
+func decodeData(body []byte, out any) error {
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	if len(env.Data) == 0 || string(env.Data) == "null" {
+		return errors.New(`decode response: no "data" in the answer`)
+	}
+	if err := json.Unmarshal(env.Data, out); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,173 @@
+package attio
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Sentinels matched by *APIError through errors.Is, so callers can branch on
+// the kind of failure without looking at status codes.
+var (
+	ErrNotFound     = errors.New("attio: not found")         // 404
+	ErrUnauthorized = errors.New("attio: unauthorized")      // 401
+	ErrForbidden    = errors.New("attio: forbidden")         // 403
+	ErrValidation   = errors.New("attio: validation failed") // 400 and 422
+	ErrConflict     = errors.New("attio: conflict")          // 409
+	ErrRateLimited  = errors.New("attio: rate limited")      // 429
+	ErrServer       = errors.New("attio: server error")      // 5xx
+)
+
+// ErrInvalidRequest is wrapped by the checks the client makes before sending
+// anything (an empty id, a target URL that is not https, no subscriptions…).
+// It is distinct from ErrValidation, which is Attio's own 400 answer.
+var ErrInvalidRequest = errors.New("attio: invalid request")
+
+// APIError is a non-2xx answer from the Attio API. Attio's error bodies are
+// {"status_code", "type", "code", "message"}; when a body is not that (an HTML
+// page from a proxy, plain text, nothing) Message still says something useful.
+type APIError struct {
+	StatusCode int
+	Type       string // e.g. "invalid_request_error", "auth_error", "rate_limit_error"
+	Code       string // e.g. "not_found", "validation_type", "rate_limit_exceeded"
+	Message    string
+	// RetryAfter is how long Attio asked us to wait (429 and some 5xx), zero
+	// when it did not say.
+	RetryAfter time.Duration
+	// Body is a short snippet of the raw answer with the API token redacted,
+	// kept for debugging; it is not part of Error().
+	Body string
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Code != "" {
+		b.WriteString(" (" + e.Code + ")")
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString("; retry after " + e.RetryAfter.Round(time.Second).String())
+	}
+	return b.String()
+}
+
+// Is matches the sentinel for the status code, so errors.Is(err, ErrNotFound)
+// works through any amount of wrapping.
+func (e *APIError) Is(target error) bool {
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrUnauthorized:
+		return e.StatusCode == http.StatusUnauthorized
+	case ErrForbidden:
+		return e.StatusCode == http.StatusForbidden
+	case ErrValidation:
+		return e.StatusCode == http.StatusBadRequest || e.StatusCode == http.StatusUnprocessableEntity
+	case ErrConflict:
+		return e.StatusCode == http.StatusConflict
+	case ErrRateLimited:
+		return e.StatusCode == http.StatusTooManyRequests
+	case ErrServer:
+		return e.StatusCode >= 500 && e.StatusCode <= 599
+	}
+	return false
+}
+
+// Limits on what an error keeps of a response body.
+const (
+	maxErrorBody    = 64 << 10 // read at most this much of an error answer
+	maxBodySnippet  = 512      // APIError.Body
+	maxMessageChars = 200      // a message made up from a non-JSON body
+)
+
+// newAPIError builds the error for a non-2xx answer. token is redacted from
+// everything kept, in case a proxy echoes the request back.
+func newAPIError(resp *http.Response, body []byte, token string, now time.Time) *APIError {
+	e := &APIError{StatusCode: resp.StatusCode}
+	var payload struct {
+		StatusCode json.RawMessage `json:"status_code"`
+		Type       string          `json:"type"`
+		Code       string          `json:"code"`
+		Message    string          `json:"message"`
+	}
+	if json.Unmarshal(body, &payload) == nil {
+		e.Type, e.Code, e.Message = payload.Type, payload.Code, payload.Message
+	}
+	e.Message = oneLine(redact(e.Message, token), maxMessageChars)
+	e.Body = redact(snippet(body, maxBodySnippet), token)
+	if e.Message == "" {
+		// Not Attio's JSON: say what came back instead of nothing.
+		switch text := oneLine(e.Body, maxMessageChars); {
+		case text == "":
+			e.Message = "empty response body"
+		default:
+			e.Message = "unexpected response: " + text
+		}
+	}
+	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	return e
+}
+
+// parseRetryAfter reads Retry-After as an HTTP date (what Attio sends) or as
+// delay-seconds (what many proxies send). Past dates and junk give zero.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		const maxSecs = int64(24 * time.Hour / time.Second) // anything longer is nonsense
+		return time.Duration(min(secs, maxSecs)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+func snippet(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return strings.ToValidUTF8(string(b), "")
+}
+
+func redact(s, token string) string {
+	if token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, token, "[redacted]")
+}
+
+// oneLine collapses whitespace and control characters so an error is always
+// a single readable line, and caps its length.
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
+	}
+	return s
+}
+
+// requestError labels an error from one API call.
+func requestError(op string, err error) error {
+	return fmt.Errorf("attio: %s: %w", op, err)
+}

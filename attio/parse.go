@@ -1,0 +1,256 @@
+package attio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+)
+
+// Parse errors. Every error from Parse, ParseDelivery and ParseEvent wraps
+// ErrParse, and also one of ErrInvalidJSON, ErrInvalidPayload or (through
+// *MissingKeyError) ErrMissingKey. Messages name keys, never values: payloads
+// hold personal data.
+var (
+	ErrParse          = errors.New("attio: cannot parse webhook payload")
+	ErrInvalidJSON    = fmt.Errorf("%w: invalid JSON", ErrParse)
+	ErrInvalidPayload = fmt.Errorf("%w: invalid payload", ErrParse)
+	ErrMissingKey     = fmt.Errorf("%w: missing key", ErrInvalidPayload)
+)
+
+// MissingKeyError reports a required key that is absent (or, for ids,
+// empty). Key is a path such as "events[0].id" or "id.record_id".
+type MissingKeyError struct {
+	Key string
+}
+
+func (e *MissingKeyError) Error() string {
+	return ErrMissingKey.Error() + " " + strconv.Quote(e.Key)
+}
+
+// Is makes a *MissingKeyError match ErrMissingKey, ErrInvalidPayload and ErrParse.
+func (e *MissingKeyError) Is(target error) bool {
+	return target == ErrMissingKey || target == ErrInvalidPayload || target == ErrParse
+}
+
+// Parse accepts either a delivery {"webhook_id", "events": […]} or a bare
+// event object {"event_type", "id", …}, and returns a Delivery (a bare event
+// becomes a one-event delivery with an empty WebhookID). The rules are those
+// of ParseDelivery and ParseEvent.
+func Parse(raw []byte) (*Delivery, error) {
+	obj, err := readObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	_, hasEvents := obj.fields["events"]
+	_, hasWebhook := obj.fields["webhook_id"]
+	_, hasType := obj.fields["event_type"]
+	switch {
+	case hasEvents || hasWebhook:
+		return deliveryFrom(obj)
+	case hasType:
+		ev, err := eventFrom(obj, raw, "")
+		if err != nil {
+			return nil, err
+		}
+		return &Delivery{Events: []*Event{ev}}, nil
+	default:
+		return nil, fmt.Errorf("%w: neither a delivery (events) nor an event (event_type)", &MissingKeyError{Key: "events"})
+	}
+}
+
+// ParseDelivery parses what Attio POSTs: exactly one JSON object with no
+// duplicate keys, a non-empty string "webhook_id" and a non-empty array
+// "events" of event objects, each following ParseEvent's rules. Other keys
+// are allowed (Attio may add some).
+func ParseDelivery(raw []byte) (*Delivery, error) {
+	obj, err := readObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	return deliveryFrom(obj)
+}
+
+// ParseEvent parses one event object: exactly one JSON object with no
+// duplicate keys, a non-empty string "event_type" and an object "id".
+// "actor", when present, is an object of strings (or nulls);
+// "parent_object_id" and "parent_record_id", when present, are strings or
+// null. Unknown event types and extra keys are kept.
+func ParseEvent(raw []byte) (*Event, error) {
+	obj, err := readObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	return eventFrom(obj, raw, "")
+}
+
+// object is a JSON object read key by key, so duplicates can be refused
+// (encoding/json silently keeps the last).
+type object struct {
+	fields map[string]json.RawMessage
+}
+
+func readObject(raw []byte) (*object, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	switch {
+	case err == io.EOF:
+		return nil, fmt.Errorf("%w: empty body", ErrInvalidJSON)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidPayload)
+	}
+	obj := &object{fields: map[string]json.RawMessage{}}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
+		}
+		key, ok := tok.(string)
+		if !ok { // cannot happen with a well-formed object, but never trust
+			return nil, fmt.Errorf("%w: object key is not a string", ErrInvalidJSON)
+		}
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
+		}
+		if _, dup := obj.fields[key]; dup {
+			return nil, fmt.Errorf("%w: duplicate key %s", ErrInvalidPayload, quoteKey(key))
+		}
+		obj.fields[key] = val
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrInvalidJSON)
+	}
+	return obj, nil
+}
+
+func deliveryFrom(obj *object) (*Delivery, error) {
+	d := &Delivery{}
+	wid, ok := obj.fields["webhook_id"]
+	if !ok {
+		return nil, &MissingKeyError{Key: "webhook_id"}
+	}
+	if err := json.Unmarshal(wid, &d.WebhookID); err != nil || kind(wid) != '"' {
+		return nil, fmt.Errorf("%w: webhook_id must be a string", ErrInvalidPayload)
+	}
+	if d.WebhookID == "" {
+		return nil, fmt.Errorf("%w: webhook_id is empty", ErrInvalidPayload)
+	}
+	evs, ok := obj.fields["events"]
+	if !ok {
+		return nil, &MissingKeyError{Key: "events"}
+	}
+	var items []json.RawMessage
+	if kind(evs) != '[' || json.Unmarshal(evs, &items) != nil {
+		return nil, fmt.Errorf("%w: events must be an array", ErrInvalidPayload)
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("%w: events is empty", ErrInvalidPayload)
+	}
+	d.Events = make([]*Event, 0, len(items))
+	for i, item := range items {
+		prefix := "events[" + strconv.Itoa(i) + "]"
+		eobj, err := readObject(item)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", prefix, err)
+		}
+		ev, err := eventFrom(eobj, item, prefix+".")
+		if err != nil {
+			return nil, err
+		}
+		d.Events = append(d.Events, ev)
+	}
+	return d, nil
+}
+
+func eventFrom(obj *object, raw []byte, prefix string) (*Event, error) {
+	ev := &Event{Raw: bytes.Clone(bytes.TrimSpace(raw))}
+	t, ok := obj.fields["event_type"]
+	if !ok {
+		return nil, &MissingKeyError{Key: prefix + "event_type"}
+	}
+	var typ string
+	if kind(t) != '"' || json.Unmarshal(t, &typ) != nil {
+		return nil, fmt.Errorf("%w: %sevent_type must be a string", ErrInvalidPayload, prefix)
+	}
+	if typ == "" {
+		return nil, fmt.Errorf("%w: %sevent_type is empty", ErrInvalidPayload, prefix)
+	}
+	ev.Type = EventType(typ)
+
+	id, ok := obj.fields["id"]
+	if !ok {
+		return nil, &MissingKeyError{Key: prefix + "id"}
+	}
+	if kind(id) != '{' {
+		return nil, fmt.Errorf("%w: %sid must be an object", ErrInvalidPayload, prefix)
+	}
+	ev.ID = bytes.Clone(id)
+
+	if a, ok := obj.fields["actor"]; ok && kind(a) != 'n' {
+		var actor struct {
+			Type *string `json:"type"`
+			ID   *string `json:"id"`
+		}
+		if kind(a) != '{' || json.Unmarshal(a, &actor) != nil {
+			return nil, fmt.Errorf("%w: %sactor must be an object of strings", ErrInvalidPayload, prefix)
+		}
+		if actor.Type != nil {
+			ev.Actor.Type = *actor.Type
+		}
+		if actor.ID != nil {
+			ev.Actor.ID = *actor.ID
+		}
+	}
+	for key, dst := range map[string]*string{"parent_object_id": &ev.ParentObjectID, "parent_record_id": &ev.ParentRecordID} {
+		v, ok := obj.fields[key]
+		if !ok || kind(v) == 'n' {
+			continue
+		}
+		if kind(v) != '"' || json.Unmarshal(v, dst) != nil {
+			return nil, fmt.Errorf("%w: %s%s must be a string", ErrInvalidPayload, prefix, key)
+		}
+	}
+	return ev, nil
+}
+
+// kind is the first byte of a JSON value: '{', '[', '"', 'n' (null), 't',
+// 'f', or a digit/minus for numbers. Values come from the decoder, so they
+// are valid JSON without leading space.
+func kind(v json.RawMessage) byte {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return 0
+	}
+	return v[0]
+}
+
+// syntaxText keeps the decoder's description (an offset and the offending
+// character at most), which never reproduces payload values.
+func syntaxText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "unexpected end of JSON input"
+	}
+	return "malformed JSON"
+}
+
+// quoteKey quotes a key for an error message, capped so a hostile payload
+// cannot make errors huge.
+func quoteKey(k string) string {
+	if r := []rune(k); len(r) > 64 {
+		k = string(r[:64]) + "…"
+	}
+	return strconv.Quote(k)
+}

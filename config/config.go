@@ -1,0 +1,528 @@
+// Package config reads crmhook's YAML configuration: ${ENV} references are
+// expanded inside values, unknown keys are refused, defaults are filled in and
+// every problem is reported with the path of the field that has it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crmhook/crmhook"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of `crmhook serve`.
+type Config struct {
+	Listen         string   `yaml:"listen"`          // public listener: /hooks/… only
+	TLS            TLS      `yaml:"tls"`             // optional TLS on the public listener
+	TrustedProxies []string `yaml:"trusted_proxies"` // CIDRs whose X-Forwarded-* headers are believed
+	Admin          Admin    `yaml:"admin"`
+	DataDir        string   `yaml:"data_dir"`
+	Store          string   `yaml:"store"` // sqlite:///path, a plain path, or postgres://…
+	Log            Log      `yaml:"log"`
+	// DedupeWindow is how long a dedupe key lives: a redelivery inside it
+	// is acknowledged and dropped. It must exceed every replay window, or a
+	// provider retry could arrive after its key expired and be delivered twice.
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	// Retention is how long fully delivered events are kept.
+	Retention time.Duration `yaml:"retention"`
+	Delivery  Delivery      `yaml:"delivery"`
+	Sources   []Source      `yaml:"sources"`
+	Sinks     []Sink        `yaml:"sinks"`
+	// ShutdownGrace bounds a graceful stop (in-flight requests and deliveries).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// TLS names the certificate and key files for the public listener.
+type TLS struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Admin is the separate listener for health, metrics and the admin API.
+type Admin struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8081; "off" disables it
+	Token  string `yaml:"token"`  // bearer token for /api/…; generated on first run when empty
+}
+
+// Log configures structured logging. Payloads and secrets are never logged.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Delivery is the dispatcher's retry budget and pacing.
+type Delivery struct {
+	MaxAttempts  int           `yaml:"max_attempts"`
+	MaxAge       time.Duration `yaml:"max_age"`
+	BaseDelay    time.Duration `yaml:"base_delay"`
+	MaxDelay     time.Duration `yaml:"max_delay"`
+	Lease        time.Duration `yaml:"lease"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Source is one provider endpoint under /hooks/{name}.
+type Source struct {
+	Name     string           `yaml:"name"`
+	Provider crmhook.Provider `yaml:"provider"`
+	// Secrets authenticate deliveries: for affinity the URL path secrets, for
+	// attio and standard-webhooks the signing secrets. Several may be active
+	// at once while one is rotated.
+	Secrets []string `yaml:"secrets"`
+	// PathSecrets optionally add a secret path segment to a signed source.
+	PathSecrets  []string     `yaml:"path_secrets"`
+	ReplayWindow ReplayWindow `yaml:"replay_window"`
+	BodyLimit    ByteSize     `yaml:"body_limit"`
+	AllowIPs     []string     `yaml:"allow_ips"` // CIDRs or addresses; empty = anyone
+	RateLimit    RateLimit    `yaml:"rate_limit"`
+	RequireHTTPS bool         `yaml:"require_https"`
+}
+
+// ReplayWindow bounds how old, or how far in the future, a delivery's own
+// timestamp may be. Zero MaxAge with Disabled false takes the provider default.
+type ReplayWindow struct {
+	MaxAge    time.Duration `yaml:"max_age"`
+	MaxFuture time.Duration `yaml:"max_future"`
+	Disabled  bool          `yaml:"disabled"`
+}
+
+// RateLimit is a token bucket per source; zero RPS means no limit.
+type RateLimit struct {
+	RPS   float64 `yaml:"rps"`
+	Burst int     `yaml:"burst"`
+}
+
+// Sink is one destination. Type chooses which of the type-specific fields apply.
+type Sink struct {
+	Name        string   `yaml:"name"`
+	Type        string   `yaml:"type"` // http, exec, file, nats
+	Sources     []string `yaml:"sources"`
+	Types       []string `yaml:"types"` // globs: "person.*"
+	Concurrency int      `yaml:"concurrency"`
+
+	// http
+	URL     string            `yaml:"url"`
+	Secret  string            `yaml:"secret"` // whsec_… to sign with Standard Webhooks headers
+	Headers map[string]string `yaml:"headers"`
+	Timeout time.Duration     `yaml:"timeout"`
+	// exec
+	Command []string          `yaml:"command"`
+	Env     map[string]string `yaml:"env"`
+	// file
+	Path string `yaml:"path"` // "-" is stdout
+	// nats
+	NATSURL string `yaml:"nats_url"`
+	Subject string `yaml:"subject"` // template, default crmhook.<source>.<type>
+}
+
+// Filter is the sink's event filter.
+func (s Sink) Filter() crmhook.SinkFilter {
+	return crmhook.SinkFilter{Sources: s.Sources, Types: s.Types}
+}
+
+// ByteSize is a size in bytes that YAML may write as 1048576, "1MiB" or "512KiB".
+type ByteSize int64
+
+// UnmarshalYAML reads a plain integer or a number with a KiB/MiB/GiB (or KB/MB/GB) suffix.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize reads "1048576", "1MiB", "64KB" and the like.
+func ParseByteSize(s string) (ByteSize, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("invalid size %q (want bytes or a number with KiB, MiB, GiB)", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// Provider defaults.
+const (
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultAdminListen  = "127.0.0.1:8081"
+	DefaultDataDir      = ".crmhook"
+	DefaultBodyLimit    = ByteSize(1 << 20)
+	DefaultDedupeWindow = 7 * 24 * time.Hour
+	DefaultRetention    = 7 * 24 * time.Hour
+	// MinPathSecretLen follows seed 000: "at least 32 characters of
+	// cryptographically random data".
+	MinPathSecretLen = 32
+)
+
+// DefaultReplayWindow is the provider's default window. Affinity's is 12h
+// because its retries last up to 10h and it is not documented whether a
+// retry keeps the first sent_at; the others follow their 5-minute norms.
+func DefaultReplayWindow(p crmhook.Provider) ReplayWindow {
+	if p == crmhook.ProviderAffinity {
+		return ReplayWindow{MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute}
+	}
+	return ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}
+}
+
+// Load reads and validates the file at path, expanding ${ENV} with getenv.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML, expands ${ENV} references in values, applies defaults
+// and validates.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, err
+	}
+	if err := expandNode(&root, getenv); err != nil {
+		return nil, err
+	}
+	// Re-encode the expanded tree so the strict decoder can refuse unknown keys.
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(&root); err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandNode replaces ${NAME} and ${NAME:-default} in every scalar value;
+// "$$" stands for a literal "$". An unset variable without a default is an
+// error naming it and the line, so a missing secret never becomes "".
+func expandNode(n *yaml.Node, getenv func(string) string) error {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
+		var missing []string
+		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+			if m == "$$" {
+				return "$"
+			}
+			sub := envRef.FindStringSubmatch(m)
+			if v := getenv(sub[1]); v != "" {
+				return v
+			}
+			if sub[2] != "" {
+				return sub[3]
+			}
+			missing = append(missing, sub[1])
+			return ""
+		})
+		if len(missing) > 0 {
+			return fmt.Errorf("line %d: environment variable %s is not set", n.Line, strings.Join(missing, ", "))
+		}
+		// An expanded value is data, never YAML: keep it a string unless it
+		// was written plainly and still reads as the same kind.
+		if n.Style == 0 && n.Tag == "!!str" {
+			n.Style = yaml.DoubleQuotedStyle
+		}
+	}
+	for _, c := range n.Content {
+		if err := expandNode(c, getenv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetDefaults fills every unset field with its default.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Listen, DefaultListen)
+	def(&c.Admin.Listen, DefaultAdminListen)
+	def(&c.DataDir, DefaultDataDir)
+	def(&c.Store, "sqlite://"+path.Join(c.DataDir, "crmhook.db"))
+	def(&c.Log.Format, "text")
+	def(&c.Log.Level, "info")
+	if c.DedupeWindow == 0 {
+		c.DedupeWindow = DefaultDedupeWindow
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 15 * time.Second
+	}
+	d := &c.Delivery
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = 12
+	}
+	if d.MaxAge == 0 {
+		d.MaxAge = 72 * time.Hour
+	}
+	if d.BaseDelay == 0 {
+		d.BaseDelay = time.Second
+	}
+	if d.MaxDelay == 0 {
+		d.MaxDelay = time.Hour
+	}
+	if d.Lease == 0 {
+		d.Lease = 60 * time.Second
+	}
+	if d.PollInterval == 0 {
+		d.PollInterval = 500 * time.Millisecond
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.BodyLimit == 0 {
+			s.BodyLimit = DefaultBodyLimit
+		}
+		if !s.ReplayWindow.Disabled && s.ReplayWindow.MaxAge == 0 && s.ReplayWindow.MaxFuture == 0 {
+			s.ReplayWindow = DefaultReplayWindow(s.Provider)
+		}
+		if s.RateLimit.RPS > 0 && s.RateLimit.Burst == 0 {
+			s.RateLimit.Burst = int(2*s.RateLimit.RPS) + 1
+		}
+	}
+	for i := range c.Sinks {
+		s := &c.Sinks[i]
+		if s.Concurrency == 0 {
+			s.Concurrency = 4
+		}
+		if s.Timeout == 0 {
+			s.Timeout = map[string]time.Duration{"exec": 30 * time.Second}[s.Type]
+			if s.Timeout == 0 {
+				s.Timeout = 10 * time.Second
+			}
+		}
+		if s.Type == "nats" && s.Subject == "" {
+			s.Subject = "crmhook.{source}.{type}"
+		}
+	}
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate reports every problem, each prefixed by the path of its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if _, err := netip.ParseAddrPort(c.Listen); err != nil && !strings.HasPrefix(c.Listen, ":") {
+		bad("listen", "%q is not host:port", c.Listen)
+	}
+	if c.Admin.Listen != "off" {
+		if _, err := netip.ParseAddrPort(c.Admin.Listen); err != nil && !strings.HasPrefix(c.Admin.Listen, ":") {
+			bad("admin.listen", "%q is not host:port (or \"off\")", c.Admin.Listen)
+		}
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key must be given together")
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") &&
+		!strings.HasPrefix(c.Store, "postgresql://") && strings.Contains(c.Store, "://") {
+		bad("store", "unsupported store URL scheme in %q (want sqlite:// or postgres://)", redactURL(c.Store))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Delivery.MaxAttempts < 1 {
+		bad("delivery.max_attempts", "must be at least 1")
+	}
+	if c.Delivery.BaseDelay <= 0 || c.Delivery.MaxDelay < c.Delivery.BaseDelay {
+		bad("delivery.base_delay", "must be positive and at most delivery.max_delay")
+	}
+	if c.Delivery.Lease < time.Second {
+		bad("delivery.lease", "%s is shorter than 1s", c.Delivery.Lease)
+	}
+	if len(c.Sources) == 0 {
+		bad("sources", "at least one source is required")
+	}
+	names := map[string]bool{}
+	for i, s := range c.Sources {
+		f := fmt.Sprintf("sources[%d]", i)
+		if !namePattern.MatchString(s.Name) {
+			bad(f+".name", "%q must be 1-63 lowercase letters, digits, '-' or '_'", s.Name)
+		} else if names[s.Name] {
+			bad(f+".name", "duplicate source name %q", s.Name)
+		}
+		names[s.Name] = true
+		switch s.Provider {
+		case crmhook.ProviderAffinity:
+			if len(s.Secrets) == 0 {
+				bad(f+".secrets", "affinity sources need at least one path secret (Affinity does not sign deliveries)")
+			}
+			for j, sec := range s.Secrets {
+				if len(sec) < MinPathSecretLen {
+					bad(fmt.Sprintf("%s.secrets[%d]", f, j), "path secret is %d characters; at least %d random URL-safe characters are required", len(sec), MinPathSecretLen)
+				} else if !urlSafe(sec) {
+					bad(fmt.Sprintf("%s.secrets[%d]", f, j), "path secret must use only URL-safe characters (A-Z a-z 0-9 - _)")
+				}
+			}
+		case crmhook.ProviderAttio, crmhook.ProviderStandardWebhooks:
+			if len(s.Secrets) == 0 {
+				bad(f+".secrets", "%s sources need at least one signing secret", s.Provider)
+			}
+			for j, sec := range s.Secrets {
+				if sec == "" {
+					bad(fmt.Sprintf("%s.secrets[%d]", f, j), "empty signing secret")
+				}
+			}
+		default:
+			bad(f+".provider", "%q is not affinity, attio or standard-webhooks", s.Provider)
+		}
+		for j, sec := range s.PathSecrets {
+			if len(sec) < MinPathSecretLen || !urlSafe(sec) {
+				bad(fmt.Sprintf("%s.path_secrets[%d]", f, j), "path secret must be at least %d URL-safe characters", MinPathSecretLen)
+			}
+		}
+		if s.BodyLimit < 1024 {
+			bad(f+".body_limit", "%d bytes is too small (at least 1KiB)", s.BodyLimit)
+		}
+		rw := s.ReplayWindow
+		if rw.MaxAge < 0 || rw.MaxFuture < 0 {
+			bad(f+".replay_window", "durations must not be negative")
+		}
+		if !rw.Disabled && rw.MaxAge >= c.DedupeWindow {
+			bad("dedupe_window", "%s must be longer than %s.replay_window.max_age (%s): a redelivery accepted by the replay window after its dedupe key expired would be delivered twice", c.DedupeWindow, f, rw.MaxAge)
+		}
+		for j, p := range s.AllowIPs {
+			if _, err := ParsePrefix(p); err != nil {
+				bad(fmt.Sprintf("%s.allow_ips[%d]", f, j), "%v", err)
+			}
+		}
+		if s.RateLimit.RPS < 0 || s.RateLimit.Burst < 0 {
+			bad(f+".rate_limit", "rps and burst must not be negative")
+		}
+	}
+	sinkNames := map[string]bool{}
+	for i, s := range c.Sinks {
+		f := fmt.Sprintf("sinks[%d]", i)
+		if !namePattern.MatchString(s.Name) {
+			bad(f+".name", "%q must be 1-63 lowercase letters, digits, '-' or '_'", s.Name)
+		} else if sinkNames[s.Name] {
+			bad(f+".name", "duplicate sink name %q", s.Name)
+		}
+		sinkNames[s.Name] = true
+		switch s.Type {
+		case "http":
+			if !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://") {
+				bad(f+".url", "http sinks need an http:// or https:// url")
+			}
+		case "exec":
+			if len(s.Command) == 0 || s.Command[0] == "" {
+				bad(f+".command", "exec sinks need a command (a list: program and arguments)")
+			}
+		case "file":
+			if s.Path == "" {
+				bad(f+".path", "file sinks need a path (\"-\" for stdout)")
+			}
+		case "nats":
+			if s.NATSURL == "" {
+				bad(f+".nats_url", "nats sinks need nats_url")
+			}
+		default:
+			bad(f+".type", "%q is not http, exec, file or nats", s.Type)
+		}
+		for j, src := range s.Sources {
+			if _, err := path.Match(src, ""); err != nil {
+				bad(fmt.Sprintf("%s.sources[%d]", f, j), "bad pattern %q", src)
+			}
+		}
+		for j, t := range s.Types {
+			if _, err := path.Match(t, ""); err != nil {
+				bad(fmt.Sprintf("%s.types[%d]", f, j), "bad pattern %q", t)
+			}
+		}
+		if s.Concurrency < 1 {
+			bad(f+".concurrency", "must be at least 1")
+		}
+		if s.Timeout >= c.Delivery.Lease*8/10 {
+			bad(f+".timeout", "%s must be shorter than 80%% of delivery.lease (%s), or another dispatcher could take the delivery over mid-attempt", s.Timeout, c.Delivery.Lease)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.0.2.7").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func urlSafe(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// redactURL drops a password from a URL before it appears in an error.
+func redactURL(s string) string {
+	if at := strings.LastIndex(s, "@"); at > 0 {
+		if scheme := strings.Index(s, "://"); scheme >= 0 && scheme < at {
+			return s[:scheme+3] + "…@" + s[at+1:]
+		}
+	}
+	return s
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crmhook/crmhook"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+const secret32 = "abcdefghijklmnopqrstuvwxyz012345"
+
+func TestParseExpandsEnvAndDefaults(t *testing.T) {
+	yml := `
+listen: 0.0.0.0:9000
+sources:
+  - name: affinity
+    provider: affinity
+    secrets: ["${AFF_SECRET}"]
+  - name: attio
+    provider: attio
+    secrets: ["${ATTIO_SECRET}", "${OLD:-fallback-secret}"]
+    body_limit: 64KiB
+sinks:
+  - name: out
+    type: file
+    path: "-"
+    types: ["person.*"]
+`
+	c, err := Parse([]byte(yml), env(map[string]string{"AFF_SECRET": secret32, "ATTIO_SECRET": "s3cr#t: {x}"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sources[0].Secrets[0] != secret32 {
+		t.Errorf("affinity secret = %q", c.Sources[0].Secrets[0])
+	}
+	// A value with YAML-special characters stays data.
+	if got := c.Sources[1].Secrets; got[0] != "s3cr#t: {x}" || got[1] != "fallback-secret" {
+		t.Errorf("attio secrets = %q", got)
+	}
+	if c.Sources[1].BodyLimit != 64<<10 {
+		t.Errorf("body_limit = %d", c.Sources[1].BodyLimit)
+	}
+	if c.Sources[0].BodyLimit != DefaultBodyLimit || c.Sources[0].ReplayWindow.MaxAge != 12*time.Hour {
+		t.Errorf("affinity defaults: %+v", c.Sources[0])
+	}
+	if c.Sources[1].ReplayWindow.MaxAge != 5*time.Minute {
+		t.Errorf("attio replay default: %+v", c.Sources[1].ReplayWindow)
+	}
+	if c.Listen != "0.0.0.0:9000" || c.Admin.Listen != DefaultAdminListen || c.Store != "sqlite://.crmhook/crmhook.db" {
+		t.Errorf("listeners/store: %q %q %q", c.Listen, c.Admin.Listen, c.Store)
+	}
+	if c.Sinks[0].Concurrency != 4 || !c.Sinks[0].Filter().Match(&crmhook.Event{Type: "person.created"}) {
+		t.Errorf("sink defaults: %+v", c.Sinks[0])
+	}
+}
+
+func TestParseErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, yml, want string
+		env             map[string]string
+	}{
+		{"unset env", `sources: [{name: a, provider: affinity, secrets: ["${NOPE}"]}]`, "NOPE is not set", nil},
+		{"unknown key", "sources: []\nlisten_addr: x\n", "field listen_addr not found", nil},
+		{"short path secret", `sources: [{name: a, provider: affinity, secrets: ["short"]}]`, "sources[0].secrets[0]: path secret is 5 characters", nil},
+		{"non url-safe", `sources: [{name: a, provider: affinity, secrets: ["` + secret32 + `/"]}]`, "sources[0].secrets[0]: path secret must use only URL-safe", nil},
+		{"no sources", `listen: 127.0.0.1:1`, "sources: at least one source", nil},
+		{"bad provider", `sources: [{name: a, provider: hubspot, secrets: [x]}]`, `sources[0].provider: "hubspot"`, nil},
+		{"dedupe shorter than replay", "dedupe_window: 1h\nsources: [{name: a, provider: affinity, secrets: [\"" + secret32 + "\"]}]", "dedupe_window: 1h0m0s must be longer than sources[0].replay_window.max_age (12h0m0s)", nil},
+		{"duplicate source", "sources: [{name: a, provider: attio, secrets: [x]}, {name: a, provider: attio, secrets: [y]}]", `sources[1].name: duplicate source name "a"`, nil},
+		{"bad cidr", "sources: [{name: a, provider: attio, secrets: [x], allow_ips: [10.0.0.0/33]}]", "sources[0].allow_ips[0]", nil},
+		{"bad sink type", "sources: [{name: a, provider: attio, secrets: [x]}]\nsinks: [{name: s, type: kafka}]", `sinks[0].type: "kafka"`, nil},
+		{"http sink without url", "sources: [{name: a, provider: attio, secrets: [x]}]\nsinks: [{name: s, type: http}]", "sinks[0].url", nil},
+		{"timeout vs lease", "delivery: {lease: 10s}\nsources: [{name: a, provider: attio, secrets: [x]}]\nsinks: [{name: s, type: http, url: 'http://x', timeout: 9s}]", "sinks[0].timeout", nil},
+		{"bad size", "sources: [{name: a, provider: attio, secrets: [x], body_limit: 1TB}]", "invalid size", nil},
+		{"bad store", "store: mysql://u:pw@h/db\nsources: [{name: a, provider: attio, secrets: [x]}]", "store: unsupported store URL scheme", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yml), env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "pw@") {
+				t.Fatalf("error leaks a password: %v", err)
+			}
+		})
+	}
+}
+
+func TestDollarEscape(t *testing.T) {
+	c, err := Parse([]byte(`sources: [{name: a, provider: attio, secrets: ["pa$$word"]}]`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Sources[0].Secrets[0] != "pa$word" {
+		t.Fatalf("got %q", c.Sources[0].Secrets[0])
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"1048576": 1 << 20, "1MiB": 1 << 20, "512 KiB": 512 << 10, "2MB": 2e6, "10B": 10} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("%q = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "lots", "99999999GiB"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
