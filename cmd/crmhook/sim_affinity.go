@@ -1,8 +1,347 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
-// TODO(skeleton): replaced by the real command group.
+	"github.com/spf13/cobra"
+
+	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+)
+
+// simAffinityDefaultAddr is where `crmhook sim affinity` listens by default,
+// and where its trigger and deliveries subcommands look for it.
+const (
+	simAffinityDefaultAddr = "127.0.0.1:7701"
+	simAffinityDefaultURL  = "http://" + simAffinityDefaultAddr
+)
+
+// simAffinityShutdownTimeout bounds how long a stopping simulator waits for
+// requests in flight (a trigger waits for its first delivery attempts).
+const simAffinityShutdownTimeout = 5 * time.Second
+
+// simAffinityRunFlags are the flags of `crmhook sim affinity` itself.
+type simAffinityRunFlags struct {
+	addr      string
+	timeScale float64
+	adminKey  string
+	userKey   string
+	rateLimit int
+}
+
 func (c *cli) simAffinityCmd() *cobra.Command {
-	return &cobra.Command{Use: "affinity", Short: "Run the Affinity simulator"}
+	f := &simAffinityRunFlags{}
+	cmd := &cobra.Command{
+		Use:   "affinity",
+		Short: "Run a local Affinity instance speaking the V1 webhook API",
+		Long: `Run a local Affinity instance: a real HTTP server speaking Affinity's V1
+webhook API (GET /webhook, GET /webhook/{id}, POST /webhook/subscribe,
+PUT and DELETE /webhook/{id}) with Affinity's rules — API keys over HTTP Basic
+or Bearer, at most 3 subscriptions, the sample.webhook probe on create and
+update, creator-only update, creator-or-admin delete, rate limits — and
+delivering events as Affinity does, retrying failures with exponential
+backoff for 10 hours (divided by --time-scale) before disabling the
+subscription.
+
+Point crmhook (or any Affinity client) at it with base URL http://ADDR and
+one of the two API keys, create a subscription, then send events with
+'crmhook sim affinity trigger TYPE' and read what happened with
+'crmhook sim affinity deliveries'. It stops on Ctrl-C or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runSimAffinity(cmd.Context(), f)
+		},
+	}
+	cmd.Flags().StringVar(&f.addr, "addr", simAffinityDefaultAddr, "address to listen on (host:port; port 0 picks a free one)")
+	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "simulated seconds per real second while waiting between retries (36000 plays the 10 hour retry window in a second)")
+	cmd.Flags().StringVar(&f.adminKey, "admin-key", affinitysim.DefaultAdminKey, "API key of user 1, an admin")
+	cmd.Flags().StringVar(&f.userKey, "user-key", affinitysim.DefaultUserKey, "API key of user 2, not an admin")
+	cmd.Flags().IntVar(&f.rateLimit, "rate-limit", 900, "requests per user per minute before 429")
+	cmd.AddCommand(c.simAffinityTriggerCmd(), c.simAffinityDeliveriesCmd())
+	return cmd
+}
+
+// runSimAffinity serves the simulator until ctx is done (main cancels it on
+// SIGINT and SIGTERM), then stops the server and the retry loops.
+func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error {
+	if f.rateLimit <= 0 {
+		return fmt.Errorf("sim affinity: --rate-limit must be a positive number of requests per minute, got %d", f.rateLimit)
+	}
+	if !(f.timeScale > 0) { // also catches NaN
+		return fmt.Errorf("sim affinity: --time-scale must be positive, got %v", f.timeScale)
+	}
+	if f.adminKey == f.userKey {
+		return errors.New("sim affinity: --admin-key and --user-key must differ")
+	}
+	sim, err := affinitysim.New(affinitysim.Config{
+		Users: []affinitysim.User{
+			{ID: 1, APIKey: f.adminKey, Admin: true},
+			{ID: 2, APIKey: f.userKey},
+		},
+		RateLimitPerMinute: f.rateLimit,
+		TimeScale:          f.timeScale,
+		Logger:             slog.New(slog.NewTextHandler(c.stderr, nil)),
+	})
+	if err != nil {
+		return fmt.Errorf("sim affinity: %w", err)
+	}
+	defer sim.Close()
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("sim affinity: listen: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	base := simAffinityBaseURL(ln.Addr())
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// /_sim/ needs no key: anyone who can reach the port can trigger.
+		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no API key\n", ln.Addr())
+	}
+	fmt.Fprintf(c.stdout, "affinity simulator listening on %s (API keys: %s = user 1, admin; %s = user 2); trigger events with: crmhook sim affinity trigger person.created --sim-url %s\n",
+		base, f.adminKey, f.userKey, base)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("sim affinity: serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop the retry loops first, so a trigger in flight returns at once.
+	sim.Close()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), simAffinityShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("sim affinity: shutdown: %w", err)
+	}
+	return nil
+}
+
+// simAffinityBaseURL is the URL clients use to reach a listener: an
+// unspecified host (":0", "0.0.0.0", "[::]") is reached through loopback.
+func simAffinityBaseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// simAffinityClientFlags are the flags of the subcommands that talk to a
+// running simulator.
+type simAffinityClientFlags struct {
+	simURL string
+	asJSON bool
+}
+
+func addSimAffinityClientFlags(cmd *cobra.Command, f *simAffinityClientFlags) {
+	cmd.Flags().StringVar(&f.simURL, "sim-url", simAffinityDefaultURL, "base URL of the running simulator")
+	addJSONFlag(cmd, &f.asJSON)
+}
+
+func (c *cli) simAffinityTriggerCmd() *cobra.Command {
+	f := &simAffinityClientFlags{}
+	var bodyFile string
+	cmd := &cobra.Command{
+		Use:   "trigger TYPE [--body FILE.json] [--sim-url URL]",
+		Short: "Make the running simulator deliver an event to every subscription that wants it",
+		Long: `Make the running simulator emit an event of TYPE (person.created,
+list_entry.created, … — any of Affinity's 29 types gets a realistic sample
+body). With --body the file's JSON is sent as the event body instead ('-'
+reads standard input); then any type is allowed, so receivers can be tried
+with types Affinity may add later.
+
+It prints the first attempt to each subscription that wants the event; failed
+deliveries are retried in the background (see 'deliveries').`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := affinitysim.TriggerRequest{Type: args[0]}
+			if bodyFile != "" {
+				body, err := readSimAffinityBody(cmd, bodyFile)
+				if err != nil {
+					return err
+				}
+				req.Body = body
+			}
+			var res affinitysim.TriggerResult
+			if err := simAffinityCall(cmd.Context(), http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
+				return fmt.Errorf("sim affinity trigger: %w", err)
+			}
+			if f.asJSON {
+				return writeJSON(c.stdout, res)
+			}
+			return writeSimAffinityTrigger(c.stdout, res)
+		},
+	}
+	cmd.Flags().StringVar(&bodyFile, "body", "", "JSON file holding the event body ('-' for standard input); default: the type's sample body")
+	addSimAffinityClientFlags(cmd, f)
+	return cmd
+}
+
+// readSimAffinityBody reads --body and checks it is JSON, so a typo fails
+// here with the file's name rather than as a 400 from the simulator.
+func readSimAffinityBody(cmd *cobra.Command, name string) (json.RawMessage, error) {
+	var raw []byte
+	var err error
+	if name == "-" {
+		raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
+	} else {
+		raw, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim affinity trigger: --body: %w", err)
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("sim affinity trigger: --body %s: not valid JSON", name)
+	}
+	return raw, nil
+}
+
+func writeSimAffinityTrigger(w io.Writer, res affinitysim.TriggerResult) error {
+	if len(res.Deliveries) == 0 {
+		_, err := fmt.Fprintf(w, "%s (sent_at %d): no enabled subscription wants it; nothing was sent\n", res.Type, res.SentAt)
+		return err
+	}
+	fmt.Fprintf(w, "%s (sent_at %d) sent to %d subscription(s):\n", res.Type, res.SentAt, len(res.Deliveries))
+	rows := make([][]string, 0, len(res.Deliveries))
+	for _, d := range res.Deliveries {
+		result := "delivered"
+		if !d.OK {
+			result = "failed, will retry"
+		}
+		rows = append(rows, []string{strconv.FormatInt(d.SubscriptionID, 10), simAffinityTargetHost(d.URL), simAffinityStatus(d), result})
+	}
+	return writeTable(w, []string{"SUBSCRIPTION", "TARGET", "STATUS", "RESULT"}, rows)
+}
+
+func (c *cli) simAffinityDeliveriesCmd() *cobra.Command {
+	f := &simAffinityClientFlags{}
+	cmd := &cobra.Command{
+		Use:   "deliveries [--sim-url URL]",
+		Short: "Show the running simulator's delivery log (every attempt of every event)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var log []affinitysim.Delivery
+			if err := simAffinityCall(cmd.Context(), http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
+				return fmt.Errorf("sim affinity deliveries: %w", err)
+			}
+			if f.asJSON {
+				if log == nil {
+					log = []affinitysim.Delivery{}
+				}
+				return writeJSON(c.stdout, log)
+			}
+			rows := make([][]string, 0, len(log))
+			for _, d := range log {
+				rows = append(rows, []string{
+					d.Time.UTC().Format(time.RFC3339),
+					strconv.FormatInt(d.SubscriptionID, 10),
+					d.EventType,
+					strconv.Itoa(d.Attempt),
+					simAffinityStatus(d),
+				})
+			}
+			return writeTable(c.stdout, []string{"TIME", "SUBSCRIPTION", "TYPE", "ATTEMPT", "STATUS"}, rows)
+		},
+	}
+	addSimAffinityClientFlags(cmd, f)
+	return cmd
+}
+
+// simAffinityStatus is an attempt's outcome for a table: the HTTP status, or
+// why no answer came.
+func simAffinityStatus(d affinitysim.Delivery) string {
+	if d.StatusCode != 0 {
+		return strconv.Itoa(d.StatusCode)
+	}
+	if d.Error != "" {
+		return d.Error
+	}
+	return "-"
+}
+
+// simAffinityTargetHost shows where a delivery went without its path: webhook
+// URLs carry path secrets.
+func simAffinityTargetHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "?"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// simAffinityClient talks to a simulator on this machine; a trigger waits
+// for the first delivery attempts, each bounded by the simulator.
+var simAffinityClient = &http.Client{Timeout: time.Minute}
+
+// simAffinityCall sends one request to the simulator's /_sim/ API and decodes
+// its JSON answer into out, or returns the simulator's error message.
+func simAffinityCall(ctx context.Context, method, simURL, path string, in, out any) error {
+	base, err := url.Parse(simURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fmt.Errorf("--sim-url %q must be an http URL like %s", simURL, simAffinityDefaultURL)
+	}
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base.String(), "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := simAffinityClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the simulator running ('crmhook sim affinity')? %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Errors []struct {
+				Message string `json:"message"`
+			} `json:"errors"`
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil {
+			switch {
+			case len(e.Errors) > 0 && e.Errors[0].Message != "":
+				msg = e.Errors[0].Message
+			case e.Message != "":
+				msg = e.Message
+			}
+		}
+		return fmt.Errorf("simulator answered %d: %s", resp.StatusCode, msg)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
 }

@@ -1,0 +1,199 @@
+package affinity
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Dispatch has the same shape as the attio package's, so one habit serves
+// both SDKs: a Registry maps event types to the Go type their bodies decode
+// into, a Router calls one typed handler per event type, with a fallback.
+// The difference is what a "body" is: here it is the envelope's "body"
+// value, decoded into the family's struct (*Person, *ListEntry, …).
+
+// ErrNoHandler is wrapped by Router.Dispatch when no handler and no fallback
+// exist for an event.
+var ErrNoHandler = errors.New("affinity: no handler for event")
+
+// Registry maps event types to the Go type their bodies decode into. It is
+// safe for concurrent use.
+type Registry struct {
+	mu       sync.RWMutex
+	decoders map[EventType]func(*Event) (any, error)
+}
+
+// NewRegistry returns a registry that knows the 29 event types of
+// EventTypes and sample.webhook.
+func NewRegistry() *Registry {
+	r := &Registry{decoders: map[EventType]func(*Event) (any, error){}}
+	Register[Organization](r, OrganizationCreated, OrganizationUpdated, OrganizationDeleted)
+	Register[OrganizationMerge](r, OrganizationMerged)
+	Register[Person](r, PersonCreated, PersonUpdated, PersonDeleted)
+	Register[Opportunity](r, OpportunityCreated, OpportunityUpdated, OpportunityDeleted)
+	Register[List](r, ListCreated, ListUpdated, ListDeleted)
+	Register[ListEntry](r, ListEntryCreated, ListEntryDeleted)
+	Register[Field](r, FieldCreated, FieldUpdated, FieldDeleted)
+	Register[FieldValue](r, FieldValueCreated, FieldValueUpdated, FieldValueDeleted)
+	Register[Note](r, NoteCreated, NoteUpdated, NoteDeleted)
+	Register[File](r, FileCreated, FileDeleted)
+	Register[Reminder](r, ReminderCreated, ReminderUpdated, ReminderDeleted)
+	Register[SampleWebhookBody](r, SampleWebhook)
+	return r
+}
+
+// DefaultRegistry is used by DecodeBody and by routers made without
+// WithRegistry.
+var DefaultRegistry = NewRegistry()
+
+// Register makes bodies of the given event types decode into *T, replacing
+// any earlier registration. Use it for event types Affinity adds before
+// this package knows them, or for your own richer structs.
+func Register[T any](r *Registry, types ...EventType) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range types {
+		r.decoders[t] = func(ev *Event) (any, error) {
+			v, err := decodeBody[T](ev)
+			if err != nil {
+				return nil, err
+			}
+			return &v, nil
+		}
+	}
+}
+
+// Decode returns the event's body decoded into its registered type (a
+// pointer, e.g. *Person), or the body as json.RawMessage for an
+// unregistered type. Errors wrap ErrParse.
+func (r *Registry) Decode(ev *Event) (any, error) {
+	if ev == nil {
+		return nil, fmt.Errorf("%w: nil event", ErrInvalidPayload)
+	}
+	r.mu.RLock()
+	dec, ok := r.decoders[ev.Type]
+	r.mu.RUnlock()
+	if !ok {
+		return ev.Body, nil
+	}
+	return dec(ev)
+}
+
+// decodeBody decodes the event's body into T. A JSON null body gives T's
+// zero value (Parse only lets null through for unknown types).
+func decodeBody[T any](ev *Event) (T, error) {
+	var v T
+	if ev == nil || len(ev.Body) == 0 {
+		return v, fmt.Errorf("%w: event has no body", ErrInvalidPayload)
+	}
+	if err := json.Unmarshal(ev.Body, &v); err != nil {
+		return v, fmt.Errorf("%w: %s body: %s", ErrInvalidPayload, quoteEnvelopeKey(string(ev.Type)), decodeErrorText(err))
+	}
+	return v, nil
+}
+
+// decodeErrorText describes a decoding error without quoting payload values
+// (they may be personal data).
+func decodeErrorText(err error) string {
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "value"
+		}
+		return fmt.Sprintf("%s is a JSON %s, want %s", field, te.Value, te.Type)
+	case errors.Is(err, errBadTime):
+		return "a datetime is neither ISO 8601 nor \"2006-01-02 15:04:05 -0700\""
+	default:
+		return "not valid JSON of the expected shape"
+	}
+}
+
+// Router calls the handler registered for each event's type. It is safe
+// for concurrent use.
+type Router struct {
+	registry *Registry
+	mu       sync.RWMutex
+	handlers map[EventType]func(context.Context, *Event) error
+	fallback func(context.Context, *Event) error
+}
+
+// RouterOption configures a Router.
+type RouterOption func(*Router)
+
+// WithRegistry sets the registry used by handlers registered as On[any].
+func WithRegistry(reg *Registry) RouterOption {
+	return func(r *Router) { r.registry = reg }
+}
+
+// NewRouter returns an empty router.
+func NewRouter(opts ...RouterOption) *Router {
+	r := &Router{registry: DefaultRegistry, handlers: map[EventType]func(context.Context, *Event) error{}}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.registry == nil {
+		r.registry = DefaultRegistry
+	}
+	return r
+}
+
+// On registers h for events of type t, replacing any earlier handler. The
+// body is decoded into T before h runs: the family's struct (On[Person]), a
+// pointer to it, json.RawMessage, map[string]any, or any — which receives
+// what the router's registry decodes (e.g. a *Person, or json.RawMessage
+// for an unregistered type). A decode failure is returned by Dispatch,
+// wrapping ErrParse, and h is not called.
+func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, body T) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.handlers[t] = func(ctx context.Context, ev *Event) error {
+		var body T
+		if _, isAny := any(&body).(*any); isAny {
+			v, err := r.registry.Decode(ev)
+			if err != nil {
+				return err
+			}
+			body = v.(T)
+		} else {
+			v, err := decodeBody[T](ev)
+			if err != nil {
+				return err
+			}
+			body = v
+		}
+		return h(ctx, ev, body)
+	}
+}
+
+// Fallback sets the handler for events no On handler takes: unknown types,
+// and known ones nobody registered for.
+func (r *Router) Fallback(h func(ctx context.Context, ev *Event) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fallback = h
+}
+
+// Dispatch runs the handler for ev.Type, else the fallback. With neither it
+// returns an error wrapping ErrNoHandler. Handler errors are returned as they
+// are.
+func (r *Router) Dispatch(ctx context.Context, ev *Event) error {
+	if ev == nil {
+		return fmt.Errorf("%w: nil event", ErrInvalidPayload)
+	}
+	r.mu.RLock()
+	h, ok := r.handlers[ev.Type]
+	fb := r.fallback
+	r.mu.RUnlock()
+	switch {
+	case ok:
+		return h(ctx, ev)
+	case fb != nil:
+		return fb(ctx, ev)
+	default:
+		return fmt.Errorf("%w %s", ErrNoHandler, quoteEnvelopeKey(string(ev.Type)))
+	}
+}
