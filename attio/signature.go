@@ -105,6 +105,10 @@ func Verify(body []byte, h http.Header, secrets []string, opts ...VerifyOption) 
 				continue
 			}
 			seen++
+			// Attio sends lowercase hex; anything else is not its signature.
+			if v != strings.ToLower(v) {
+				continue
+			}
 			if mac, err := hex.DecodeString(v); err == nil && len(mac) == sha256.Size {
 				sigs = append(sigs, mac)
 			}

@@ -74,7 +74,7 @@ func TestVerify(t *testing.T) {
 		{"valid legacy header only", body, hdr("X-Attio-Signature", sig), []string{testSecret}, nil, nil},
 		{"valid both headers", body, hdr("Attio-Signature", sig, "X-Attio-Signature", sig), []string{testSecret}, nil, nil},
 		{"surrounding whitespace", body, hdr("Attio-Signature", "  "+sig+"\t"), []string{testSecret}, nil, nil},
-		{"upper-cased hex", body, hdr("Attio-Signature", strings.ToUpper(sig)), []string{testSecret}, nil, nil},
+		{"upper-cased hex is not Attio's lowercase signature", body, hdr("Attio-Signature", strings.ToUpper(sig)), []string{testSecret}, nil, ErrBadSignature},
 		{"rotation: second secret matches", body, hdr("Attio-Signature", sig), []string{otherSecret, testSecret}, nil, nil},
 		{"rotation: first secret matches", body, hdr("Attio-Signature", sig), []string{testSecret, otherSecret}, nil, nil},
 		{"tampered body", tampered, hdr("Attio-Signature", sig), []string{testSecret}, nil, ErrBadSignature},

@@ -1,8 +1,338 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
-// TODO(skeleton): replaced by the real command group.
+	"github.com/spf13/cobra"
+
+	attiosim "github.com/crmhook/crmhook/sim/attio"
+)
+
+// simAttioDefaultAddr is where `crmhook sim attio` listens by default, and
+// where its trigger and deliveries subcommands look for it.
+const (
+	simAttioDefaultAddr = "127.0.0.1:7702"
+	simAttioDefaultURL  = "http://" + simAttioDefaultAddr
+)
+
+// simAttioShutdownTimeout bounds how long a stopping simulator waits for
+// requests in flight (a trigger waits for its first delivery attempts).
+const simAttioShutdownTimeout = 5 * time.Second
+
+// simAttioRunFlags are the flags of `crmhook sim attio` itself.
+type simAttioRunFlags struct {
+	addr      string
+	token     string
+	timeScale float64
+}
+
 func (c *cli) simAttioCmd() *cobra.Command {
-	return &cobra.Command{Use: "attio", Short: "Run the Attio simulator"}
+	f := &simAttioRunFlags{}
+	cmd := &cobra.Command{
+		Use:   "attio",
+		Short: "Run a local Attio workspace speaking the REST API v2 webhook endpoints",
+		Long: `Run a local Attio workspace: a real HTTP server speaking Attio's REST API v2
+webhook endpoints (POST/GET /v2/webhooks, GET/PATCH/DELETE
+/v2/webhooks/{webhook_id}) with Attio's rules — Bearer token, {"data": …}
+bodies, Attio's error objects, known event types, filter validation, rate
+limits with Retry-After — and delivering events as Attio does: signed with
+the webhook's secret (Attio-Signature and X-Attio-Signature), with an
+Idempotency-Key kept across retries, filtered per subscription, retried up to
+10 times over about 3 days (divided by --time-scale), after which the webhook
+is marked degraded.
+
+Unlike Attio, target URLs may use plain http when the host is loopback, so a
+local receiver works. Create a webhook with 'crmhook attio webhooks create
+--base-url http://ADDR/v2 --api-key TOKEN …', send events with 'crmhook sim
+attio trigger TYPE' and read what happened with 'crmhook sim attio
+deliveries'. It stops on Ctrl-C or SIGTERM.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.runSimAttio(cmd.Context(), f)
+		},
+	}
+	cmd.Flags().StringVar(&f.addr, "addr", simAttioDefaultAddr, "address to listen on (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&f.token, "token", attiosim.DefaultToken, "the API token the simulator accepts (Authorization: Bearer …)")
+	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "simulated seconds per real second while waiting between retries (100000 plays the ~3 day retry schedule in under 3 seconds)")
+	cmd.AddCommand(c.simAttioTriggerCmd(), c.simAttioDeliveriesCmd())
+	return cmd
+}
+
+// runSimAttio serves the simulator until ctx is done (main cancels it on
+// SIGINT and SIGTERM), then stops the server and the retry loops.
+func (c *cli) runSimAttio(ctx context.Context, f *simAttioRunFlags) error {
+	if !(f.timeScale > 0) { // also catches NaN
+		return fmt.Errorf("sim attio: --time-scale must be positive, got %v", f.timeScale)
+	}
+	if strings.TrimSpace(f.token) == "" {
+		return errors.New("sim attio: --token must not be empty")
+	}
+	sim, err := attiosim.New(attiosim.Config{
+		Token:     f.token,
+		TimeScale: f.timeScale,
+		Logger:    slog.New(slog.NewTextHandler(c.stderr, nil)),
+	})
+	if err != nil {
+		return fmt.Errorf("sim attio: %w", err)
+	}
+	defer sim.Close()
+
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("sim attio: listen: %w", err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	base := simAttioBaseURL(ln.Addr())
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// /_sim/ needs no token: anyone who can reach the port can trigger.
+		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no token\n", ln.Addr())
+	}
+	fmt.Fprintf(c.stdout, `attio simulator listening on %s
+  API root: %s/v2
+  token:    %s
+create a webhook (http is fine for a loopback receiver):
+  crmhook attio webhooks create --base-url %s/v2 --api-key %s --url http://127.0.0.1:8080/hooks/attio --event record.created
+then trigger events:
+  crmhook sim attio trigger record.created --sim-url %s
+`, base, base, f.token, base, f.token, base)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("sim attio: serve: %w", err)
+	case <-ctx.Done():
+	}
+	// Stop the retry loops first, so a trigger in flight returns at once.
+	sim.Close()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), simAttioShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("sim attio: shutdown: %w", err)
+	}
+	return nil
+}
+
+// simAttioBaseURL is the URL clients use to reach a listener: an unspecified
+// host (":0", "0.0.0.0", "[::]") is reached through loopback.
+func simAttioBaseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// simAttioClientFlags are the flags of the subcommands that talk to a
+// running simulator.
+type simAttioClientFlags struct {
+	simURL string
+	asJSON bool
+}
+
+func addSimAttioClientFlags(cmd *cobra.Command, f *simAttioClientFlags) {
+	cmd.Flags().StringVar(&f.simURL, "sim-url", simAttioDefaultURL, "base URL of the running simulator")
+	addJSONFlag(cmd, &f.asJSON)
+}
+
+func (c *cli) simAttioTriggerCmd() *cobra.Command {
+	f := &simAttioClientFlags{}
+	var eventFile string
+	cmd := &cobra.Command{
+		Use:   "trigger TYPE [--event FILE.json] [--sim-url URL]",
+		Short: "Make the running simulator emit an event to every webhook whose subscriptions match it",
+		Long: `Make the running simulator emit an event of TYPE (record.created,
+list-entry.updated, … — every Attio event type gets a realistic sample, with
+the ids its family carries). With --event, the file's JSON object is merged
+onto the sample (a JSON merge patch: {"id":{"list_id":"…"}} changes one id,
+null removes a key, a whole event replaces everything); '-' reads standard
+input.
+
+Each webhook with a subscription to TYPE whose filter matches the event gets
+one signed delivery. It prints the first attempt to each; failed deliveries
+are retried in the background (see 'deliveries').`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := attiosim.TriggerRequest{EventType: args[0]}
+			if eventFile != "" {
+				event, err := readSimAttioEvent(cmd, eventFile)
+				if err != nil {
+					return err
+				}
+				req.Event = event
+			}
+			var res attiosim.TriggerResult
+			if err := simAttioCall(cmd.Context(), http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
+				return fmt.Errorf("sim attio trigger: %w", err)
+			}
+			if f.asJSON {
+				return writeJSON(c.stdout, res)
+			}
+			return writeSimAttioTrigger(c.stdout, res)
+		},
+	}
+	cmd.Flags().StringVar(&eventFile, "event", "", "JSON file merged onto the sample event ('-' for standard input)")
+	addSimAttioClientFlags(cmd, f)
+	return cmd
+}
+
+// readSimAttioEvent reads --event and checks it is a JSON object, so a typo
+// fails here with the file's name rather than as a 400 from the simulator.
+func readSimAttioEvent(cmd *cobra.Command, name string) (json.RawMessage, error) {
+	var raw []byte
+	var err error
+	if name == "-" {
+		raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
+	} else {
+		raw, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim attio trigger: --event: %w", err)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("sim attio trigger: --event %s: not a JSON object", name)
+	}
+	return raw, nil
+}
+
+func writeSimAttioTrigger(w io.Writer, res attiosim.TriggerResult) error {
+	if len(res.Deliveries) == 0 {
+		_, err := fmt.Fprintf(w, "%s: no webhook subscribes to it with a matching filter; nothing was sent\n", res.EventType)
+		return err
+	}
+	fmt.Fprintf(w, "%s sent to %d webhook(s):\n", res.EventType, len(res.Deliveries))
+	rows := make([][]string, 0, len(res.Deliveries))
+	for _, d := range res.Deliveries {
+		result := "delivered"
+		if !d.OK {
+			result = "failed, will retry"
+		}
+		rows = append(rows, []string{d.WebhookID, simAttioStatus(d), result, d.IdempotencyKey})
+	}
+	return writeTable(w, []string{"WEBHOOK", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}, rows)
+}
+
+func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
+	f := &simAttioClientFlags{}
+	cmd := &cobra.Command{
+		Use:   "deliveries [--json] [--sim-url URL]",
+		Short: "Show the running simulator's delivery log (every attempt of every message)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var log []attiosim.Delivery
+			if err := simAttioCall(cmd.Context(), http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
+				return fmt.Errorf("sim attio deliveries: %w", err)
+			}
+			if f.asJSON {
+				if log == nil {
+					log = []attiosim.Delivery{}
+				}
+				return writeJSON(c.stdout, log)
+			}
+			rows := make([][]string, 0, len(log))
+			for _, d := range log {
+				result := "delivered"
+				switch {
+				case d.GaveUp:
+					result = "failed, gave up (webhook degraded)"
+				case !d.OK:
+					result = "failed"
+				}
+				rows = append(rows, []string{
+					d.Time.UTC().Format(time.RFC3339),
+					d.WebhookID,
+					d.EventType,
+					strconv.Itoa(d.Attempt),
+					simAttioStatus(d),
+					result,
+					d.IdempotencyKey,
+				})
+			}
+			return writeTable(c.stdout, []string{"TIME", "WEBHOOK", "EVENT", "ATTEMPT", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}, rows)
+		},
+	}
+	addSimAttioClientFlags(cmd, f)
+	return cmd
+}
+
+// simAttioStatus is an attempt's outcome for a table: the HTTP status, or
+// why no answer came.
+func simAttioStatus(d attiosim.Delivery) string {
+	if d.StatusCode != 0 {
+		return strconv.Itoa(d.StatusCode)
+	}
+	if d.Error != "" {
+		return d.Error
+	}
+	return "-"
+}
+
+// simAttioClient talks to a simulator on this machine; a trigger waits for
+// the first delivery attempts, each bounded by the simulator.
+var simAttioClient = &http.Client{Timeout: time.Minute}
+
+// simAttioCall sends one request to the simulator's /_sim/ API and decodes
+// its JSON answer into out, or returns the simulator's error message.
+func simAttioCall(ctx context.Context, method, simURL, path string, in, out any) error {
+	base, err := url.Parse(simURL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return fmt.Errorf("--sim-url %q must be an http URL like %s", simURL, simAttioDefaultURL)
+	}
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base.String(), "/")+path, body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := simAttioClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the simulator running ('crmhook sim attio')? %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Message string `json:"message"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			msg = e.Message
+		}
+		return fmt.Errorf("simulator answered %d: %s", resp.StatusCode, msg)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
 }
