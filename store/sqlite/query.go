@@ -1,0 +1,241 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/crmhook/crmhook"
+)
+
+// DefaultListLimit is the Limit of a listing filter that gives none.
+const DefaultListLimit = 100
+
+func listLimit(n int) int {
+	if n <= 0 {
+		return DefaultListLimit
+	}
+	return n
+}
+
+// GetEvent returns an event and its deliveries (in the order of the sinks
+// it was inserted with), read in one snapshot.
+func (s *Store) GetEvent(ctx context.Context, id string) (crmhook.Event, []crmhook.Delivery, error) {
+	if err := s.checkOpen("get event"); err != nil {
+		return crmhook.Event{}, nil, err
+	}
+	tx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return crmhook.Event{}, nil, s.fail(ctx, "get event", err)
+	}
+	defer tx.Rollback()
+
+	ev, err := scanEvent(tx.QueryRowContext(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return crmhook.Event{}, nil, fmt.Errorf("sqlite: get event %q: %w", id, crmhook.ErrNotFound)
+	}
+	if err != nil {
+		return crmhook.Event{}, nil, s.fail(ctx, "get event", err)
+	}
+	ds, err := queryDeliveries(ctx, tx, `SELECT `+deliveryColumns+` FROM deliveries WHERE event_id = ? ORDER BY id`, id)
+	if err != nil {
+		return crmhook.Event{}, nil, s.fail(ctx, "get event: deliveries", err)
+	}
+	return ev, ds, nil
+}
+
+// ListEvents lists events newest first (by ReceivedAt). Type is an exact
+// type or a glob ("person.*"); Since is inclusive, Until exclusive.
+func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhook.Event, error) {
+	if err := s.checkOpen("list events"); err != nil {
+		return nil, err
+	}
+	where, args := []string{"1 = 1"}, []any{}
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
+	}
+	if f.Type != "" {
+		if strings.ContainsAny(f.Type, `*?[\`) {
+			where = append(where, "type GLOB ?")
+			args = append(args, sqliteGlob(f.Type))
+		} else {
+			where = append(where, "type = ?")
+			args = append(args, f.Type)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "received_at >= ?")
+		args = append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "received_at < ?")
+		args = append(args, f.Until.UnixMicro())
+	}
+	args = append(args, listLimit(f.Limit))
+	rows, err := s.readDB.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+
+		` ORDER BY received_at DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, s.fail(ctx, "list events", err)
+	}
+	defer rows.Close()
+	var evs []crmhook.Event
+	for rows.Next() {
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, s.fail(ctx, "list events", err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "list events", err)
+	}
+	return evs, nil
+}
+
+// sqliteGlob turns a path.Match pattern into an SQLite GLOB one. They agree
+// on *, ? and [...] (with ^ for negation); path.Match's backslash escape
+// becomes a one-character class. (path.Match's * stops at "/", which event
+// types do not contain.)
+func sqliteGlob(pattern string) string {
+	var b strings.Builder
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		if c == '\\' && i+1 < len(pattern) {
+			i++
+			b.WriteByte('[')
+			b.WriteByte(pattern[i])
+			b.WriteByte(']')
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// ListDeliveries lists deliveries newest first. Since is inclusive, Until
+// exclusive, both on CreatedAt.
+func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([]crmhook.Delivery, error) {
+	if err := s.checkOpen("list deliveries"); err != nil {
+		return nil, err
+	}
+	where, args := deliveryWhere(f)
+	args = append(args, listLimit(f.Limit))
+	ds, err := queryDeliveries(ctx, s.readDB, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, s.fail(ctx, "list deliveries", err)
+	}
+	return ds, nil
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryDeliveries(ctx context.Context, q querier, query string, args ...any) ([]crmhook.Delivery, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ds []crmhook.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, rows.Err()
+}
+
+// ListRejections lists rejections newest first (by RejectedAt). Since is
+// inclusive, Until exclusive, both on RejectedAt.
+func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) ([]crmhook.Rejection, error) {
+	if err := s.checkOpen("list rejections"); err != nil {
+		return nil, err
+	}
+	where, args := []string{"1 = 1"}, []any{}
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
+	}
+	if f.Released != nil {
+		if *f.Released {
+			where = append(where, "released_at IS NOT NULL")
+		} else {
+			where = append(where, "released_at IS NULL")
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "rejected_at >= ?")
+		args = append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "rejected_at < ?")
+		args = append(args, f.Until.UnixMicro())
+	}
+	args = append(args, listLimit(f.Limit))
+	rows, err := s.readDB.QueryContext(ctx, `SELECT id, reason, rejected_at, released_at,
+			event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload
+		FROM rejections WHERE `+strings.Join(where, " AND ")+` ORDER BY rejected_at DESC, id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, s.fail(ctx, "list rejections", err)
+	}
+	defer rows.Close()
+	var rs []crmhook.Rejection
+	for rows.Next() {
+		var (
+			r                  crmhook.Rejection
+			rejected, released sql.NullInt64
+			sc                 = prefixScanner{rows, []any{&r.ID, &r.Reason, &rejected, &released}}
+		)
+		ev, err := scanEvent(sc)
+		if err != nil {
+			return nil, s.fail(ctx, "list rejections", err)
+		}
+		r.Event = ev
+		r.RejectedAt = fromMicros(rejected)
+		r.ReleasedAt = fromMicros(released)
+		rs = append(rs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "list rejections", err)
+	}
+	return rs, nil
+}
+
+// prefixScanner scans leading columns into prefix before the caller's.
+type prefixScanner struct {
+	sc     scanner
+	prefix []any
+}
+
+func (p prefixScanner) Scan(dest ...any) error {
+	return p.sc.Scan(append(append([]any(nil), p.prefix...), dest...)...)
+}
+
+// Stats reads the queue's gauges in one statement.
+func (s *Store) Stats(ctx context.Context) (crmhook.Stats, error) {
+	if err := s.checkOpen("stats"); err != nil {
+		return crmhook.Stats{}, err
+	}
+	var (
+		st     crmhook.Stats
+		oldest sql.NullInt64
+	)
+	err := s.readDB.QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM deliveries WHERE state = 'pending'),
+		(SELECT count(*) FROM deliveries WHERE state = 'dead'),
+		(SELECT count(*) FROM rejections WHERE released_at IS NULL),
+		(SELECT min(created_at) FROM deliveries WHERE state = 'pending')`).
+		Scan(&st.Pending, &st.Dead, &st.Rejections, &oldest)
+	if err != nil {
+		return crmhook.Stats{}, s.fail(ctx, "stats", err)
+	}
+	st.OldestPending = fromMicros(oldest)
+	return st, nil
+}

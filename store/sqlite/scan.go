@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"database/sql"
+	"time"
+
+	"github.com/crmhook/crmhook"
+)
+
+// Times are stored as unix microseconds: finer than any test or operator
+// needs, the precision Postgres keeps, and without the year-2262 limit of
+// nanoseconds. The zero time is stored as NULL (optional columns) or 0.
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func nullMicros(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v sql.NullInt64) time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+const eventColumns = `id, source, provider, type, dedupe_key, occurred_at, received_at, payload`
+
+func scanEvent(sc scanner, extra ...any) (crmhook.Event, error) {
+	var (
+		ev                 crmhook.Event
+		provider           string
+		occurred, received sql.NullInt64
+		payload            []byte
+	)
+	dest := append([]any{&ev.ID, &ev.Source, &provider, &ev.Type, &ev.DedupeKey, &occurred, &received, &payload}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return crmhook.Event{}, err
+	}
+	ev.Provider = crmhook.Provider(provider)
+	ev.OccurredAt = fromMicros(occurred)
+	ev.ReceivedAt = fromMicros(received)
+	// The driver may reuse its buffer; the event owns its payload.
+	ev.Payload = append([]byte(nil), payload...)
+	return ev, nil
+}
+
+const deliveryColumns = `id, event_id, sink, state, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at, delivered_at`
+
+func scanDelivery(sc scanner, extra ...any) (crmhook.Delivery, error) {
+	var (
+		d                                       crmhook.Delivery
+		state                                   string
+		next, leased, created, updated, deliver sql.NullInt64
+	)
+	dest := append([]any{&d.ID, &d.EventID, &d.Sink, &state, &d.Attempts, &next, &leased, &d.LastError, &created, &updated, &deliver}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return crmhook.Delivery{}, err
+	}
+	d.State = crmhook.DeliveryState(state)
+	d.NextAttemptAt = fromMicros(next)
+	d.LeasedUntil = fromMicros(leased)
+	d.CreatedAt = fromMicros(created)
+	d.UpdatedAt = fromMicros(updated)
+	d.DeliveredAt = fromMicros(deliver)
+	return d, nil
+}

@@ -1,0 +1,619 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) crmhook.Store {
+		return openTest(t, Config{})
+	})
+}
+
+// openTest opens a store on a fresh file (cfg.Path, when empty) and closes
+// it at the end of the test.
+func openTest(t testing.TB, cfg Config) *Store {
+	t.Helper()
+	if cfg.Path == "" {
+		cfg.Path = filepath.Join(t.TempDir(), "crmhook.db")
+	}
+	s, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func testEvent(sinks ...string) crmhook.NewEvent {
+	id := crmhook.NewEventID()
+	return crmhook.NewEvent{
+		Event: crmhook.Event{
+			ID:         id,
+			Source:     "affinity",
+			Provider:   crmhook.ProviderAffinity,
+			Type:       "person.created",
+			DedupeKey:  "key-" + id,
+			ReceivedAt: time.Now(),
+			Payload:    json.RawMessage(`{"type":"person.created","body":{"id":1}}`),
+		},
+		Sinks:       sinks,
+		DedupeUntil: time.Now().Add(time.Hour),
+	}
+}
+
+// holdWriter takes the only write connection, so that the writer waits in
+// BEGIN and inserts queue up behind it; the returned func gives it back.
+func holdWriter(t *testing.T, s *Store) func() {
+	t.Helper()
+	conn, err := s.writeDB.Conn(t.Context())
+	if err != nil {
+		t.Fatalf("take the write connection: %v", err)
+	}
+	var once sync.Once
+	release := func() { once.Do(func() { conn.Close() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// waitQueued polls until n inserts wait to be taken by the writer.
+func waitQueued(t *testing.T, s *Store, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.queued.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d inserts queued, want %d", s.queued.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	s := openTest(t, Config{BusyTimeout: 1500 * time.Millisecond})
+	ctx := t.Context()
+	pragma := func(db *sql.DB, name string) string {
+		t.Helper()
+		var v string
+		if err := db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatalf("PRAGMA %s: %v", name, err)
+		}
+		return v
+	}
+	for name, want := range map[string]string{
+		"synchronous":  "2", // FULL: every commit is fsynced
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"busy_timeout": "1500",
+		"query_only":   "0",
+	} {
+		if got := pragma(s.writeDB, name); got != want {
+			t.Errorf("write connection: PRAGMA %s = %s, want %s", name, got, want)
+		}
+	}
+	for name, want := range map[string]string{
+		"journal_mode": "wal",
+		"foreign_keys": "1",
+		"busy_timeout": "1500",
+		"query_only":   "1",
+	} {
+		if got := pragma(s.readDB, name); got != want {
+			t.Errorf("read connection: PRAGMA %s = %s, want %s", name, got, want)
+		}
+	}
+}
+
+func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crmhook.db")
+	ne := testEvent("sink-a")
+	s, err := Open(t.Context(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(t.Context(), ne); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s := openTest(t, Config{Path: path})
+		ev, ds, err := s.GetEvent(t.Context(), ne.Event.ID)
+		if err != nil || string(ev.Payload) != string(ne.Event.Payload) || len(ds) != 1 {
+			t.Fatalf("after reopen GetEvent = %v, %d deliveries, %v", ev, len(ds), err)
+		}
+		ms, err := loadMigrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var applied, max int
+		if err := s.readDB.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&applied, &max); err != nil {
+			t.Fatal(err)
+		}
+		if applied != len(ms) || max != ms[len(ms)-1].version {
+			t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", applied, max, len(ms), ms[len(ms)-1].version)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestMigrationFromTheFutureRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crmhook.db")
+	s := openTest(t, Config{Path: path})
+	if _, err := s.writeDB.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s2, err := Open(t.Context(), Config{Path: path}); err == nil {
+		s2.Close()
+		t.Fatal("Open of a file with an unknown migration succeeded")
+	}
+}
+
+func TestFileModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state", "crmhook")
+	path := filepath.Join(dir, "crmhook.db")
+	s := openTest(t, Config{Path: path})
+	if _, err := s.Insert(t.Context(), testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600, path + "-wal": 0o600} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", filepath.Base(p), fi.Mode(), want)
+		}
+	}
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	const n = 200
+	var (
+		mu      sync.Mutex
+		batches []int
+	)
+	s := openTest(t, Config{OnCommit: func(batch int, took time.Duration) {
+		mu.Lock()
+		batches = append(batches, batch)
+		mu.Unlock()
+	}})
+	release := holdWriter(t, s)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range n {
+		ne := testEvent("sink-a")
+		wg.Go(func() {
+			if _, err := s.Insert(t.Context(), ne); err != nil {
+				failed.Add(1)
+				t.Errorf("Insert: %v", err)
+			}
+		})
+	}
+	waitQueued(t, s, n-1) // the writer holds the first one, waiting for the connection
+	release()
+	wg.Wait()
+
+	commits, inserts := s.CommitStats()
+	if inserts != n {
+		t.Fatalf("commits carried %d inserts, want %d", inserts, n)
+	}
+	if commits >= inserts {
+		t.Errorf("%d inserts took %d commits: no grouping", inserts, commits)
+	}
+	// All but the first were queued when the writer began: at most BatchMax per commit.
+	if want := int64((n + DefaultBatchMax - 1) / DefaultBatchMax); commits > want+1 {
+		t.Errorf("%d commits for %d queued inserts, want about %d", commits, n, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sum := 0
+	for _, b := range batches {
+		if b > DefaultBatchMax {
+			t.Errorf("a commit carried %d inserts, more than BatchMax %d", b, DefaultBatchMax)
+		}
+		sum += b
+	}
+	if int64(len(batches)) != commits || sum != n {
+		t.Errorf("OnCommit saw %d commits of %d inserts, want %d of %d", len(batches), sum, commits, n)
+	}
+	st, err := s.Stats(t.Context())
+	if err != nil || st.Pending != n {
+		t.Errorf("Stats = %+v, %v; want %d pending", st, err, n)
+	}
+}
+
+func TestBatchMaxOneNeverGroups(t *testing.T) {
+	s := openTest(t, Config{BatchMax: 1})
+	release := holdWriter(t, s)
+	var wg sync.WaitGroup
+	for range 5 {
+		ne := testEvent("sink-a")
+		wg.Go(func() {
+			if _, err := s.Insert(t.Context(), ne); err != nil {
+				t.Errorf("Insert: %v", err)
+			}
+		})
+	}
+	waitQueued(t, s, 4)
+	release()
+	wg.Wait()
+	if commits, inserts := s.CommitStats(); commits != 5 || inserts != 5 {
+		t.Errorf("CommitStats = %d commits, %d inserts; want 5, 5", commits, inserts)
+	}
+}
+
+func TestSavepointIsolatesBadEvent(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	release := holdWriter(t, s)
+
+	a, b, c := testEvent("sink-a"), testEvent("sink-b"), testEvent("sink-c")
+	b.Event.ID = a.Event.ID // one of a and b cannot be stored
+	type outcome struct {
+		name string
+		err  error
+	}
+	out := make(chan outcome, 3)
+	for name, ne := range map[string]crmhook.NewEvent{"a": a, "b": b, "c": c} {
+		go func() {
+			_, err := s.Insert(ctx, ne)
+			out <- outcome{name, err}
+		}()
+	}
+	waitQueued(t, s, 2)
+	release()
+	errs := map[string]error{}
+	for range 3 {
+		o := <-out
+		errs[o.name] = o.err
+	}
+	if errs["c"] != nil {
+		t.Errorf("the good event failed with the bad one: %v", errs["c"])
+	}
+	if (errs["a"] == nil) == (errs["b"] == nil) {
+		t.Fatalf("inserts sharing an event id: a: %v, b: %v; want exactly one error", errs["a"], errs["b"])
+	}
+	loser, winner := b, a
+	if errs["a"] != nil {
+		loser, winner = a, b
+	}
+	if errors.Is(errs["a"], crmhook.ErrUnavailable) || errors.Is(errs["b"], crmhook.ErrUnavailable) {
+		t.Errorf("a bad event reported the store unavailable: %v %v", errs["a"], errs["b"])
+	}
+	if commits, inserts := s.CommitStats(); commits != 1 || inserts != 3 {
+		t.Errorf("CommitStats = %d commits, %d inserts; want all three in 1 commit", commits, inserts)
+	}
+	_, ds, err := s.GetEvent(ctx, a.Event.ID)
+	if err != nil || len(ds) != 1 || ds[0].Sink != winner.Sinks[0] {
+		t.Errorf("the shared id has deliveries %v (%v), want only %s's", ds, err, winner.Sinks[0])
+	}
+	// The failed event's savepoint took its dedupe key with it.
+	retry := testEvent("sink-x")
+	retry.Event.DedupeKey = loser.Event.DedupeKey
+	if res, err := s.Insert(ctx, retry); err != nil || res.Duplicate {
+		t.Errorf("Insert with the failed event's key = %+v, %v; want stored", res, err)
+	}
+}
+
+func TestReadOnlyDatabaseIsUnavailable(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	// The tests run as root, whom file modes do not stop; query_only makes
+	// SQLite refuse writes with the same SQLITE_READONLY a read-only file
+	// (or a file system remounted read-only) gives.
+	if _, err := s.writeDB.ExecContext(ctx, `PRAGMA query_only = ON`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Insert(ctx, testEvent("sink-a"))
+	if !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Fatalf("Insert into a read-only database: %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "readonly") {
+		t.Errorf("the error hides its cause: %v", err)
+	}
+	if _, err := s.Claim(ctx, crmhook.ClaimParams{Limit: 1, Lease: time.Minute}); !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Errorf("Claim on a read-only database: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Reject(ctx, crmhook.Rejection{Event: testEvent().Event, Reason: "too old"}); !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Errorf("Reject on a read-only database: %v, want ErrUnavailable", err)
+	}
+	// Reads still serve.
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+func TestDiskFullIsUnavailableAndRecovers(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	var pages int
+	if err := s.writeDB.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	// Cap the file at its current size: the next page it needs is "disk full".
+	if _, err := s.writeDB.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	big := testEvent("sink-a")
+	big.Event.Payload = json.RawMessage(`{"pad":"` + strings.Repeat("x", 256<<10) + `"}`)
+	_, err := s.Insert(ctx, big)
+	if !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Fatalf("Insert into a full database: %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "full") {
+		t.Errorf("the error hides its cause: %v", err)
+	}
+	if _, _, err := s.GetEvent(ctx, big.Event.ID); !errors.Is(err, crmhook.ErrNotFound) {
+		t.Errorf("the event that did not fit: %v, want ErrNotFound", err)
+	}
+	if _, err := s.writeDB.ExecContext(ctx, `PRAGMA max_page_count = 1073741823`); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Insert(ctx, big); err != nil || res.Duplicate {
+		t.Errorf("Insert once there is room = %+v, %v; want stored (the failed one kept no key)", res, err)
+	}
+}
+
+func TestLostDatabaseHandleIsUnavailable(t *testing.T) {
+	s := openTest(t, Config{})
+	// What the writer finds when its connection is gone from under it.
+	if err := s.writeDB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(t.Context(), testEvent("sink-a")); !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Errorf("Insert without a database: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Claim(t.Context(), crmhook.ClaimParams{Limit: 1, Lease: time.Minute}); !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Errorf("Claim without a database: %v, want ErrUnavailable", err)
+	}
+}
+
+func TestInsertFillsIDAndReceivedAt(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := openTest(t, Config{Now: func() time.Time { return now }})
+	ne := testEvent("sink-a")
+	ne.Event.ID = ""
+	ne.Event.ReceivedAt = time.Time{}
+	res, err := s.Insert(t.Context(), ne)
+	if err != nil || res.EventID == "" {
+		t.Fatalf("Insert = %+v, %v", res, err)
+	}
+	ev, ds, err := s.GetEvent(t.Context(), res.EventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.ReceivedAt.Equal(now) || !ds[0].CreatedAt.Equal(now) || !ds[0].NextAttemptAt.Equal(now) {
+		t.Errorf("received %v, created %v, due %v; want the store clock's %v", ev.ReceivedAt, ds[0].CreatedAt, ds[0].NextAttemptAt, now)
+	}
+}
+
+func TestInsertDuplicateSinksOnce(t *testing.T) {
+	s := openTest(t, Config{})
+	ne := testEvent("sink-a", "sink-b", "sink-a")
+	if _, err := s.Insert(t.Context(), ne); err != nil {
+		t.Fatal(err)
+	}
+	if _, ds, err := s.GetEvent(t.Context(), ne.Event.ID); err != nil || len(ds) != 2 {
+		t.Errorf("deliveries = %d, %v; want one per distinct sink", len(ds), err)
+	}
+}
+
+func TestEmptyDedupeKeyNeverDuplicate(t *testing.T) {
+	s := openTest(t, Config{})
+	for range 2 {
+		ne := testEvent("sink-a")
+		ne.Event.DedupeKey = ""
+		if res, err := s.Insert(t.Context(), ne); err != nil || res.Duplicate {
+			t.Fatalf("Insert without a dedupe key = %+v, %v", res, err)
+		}
+	}
+}
+
+// Every insert that returned nil is in the file after Close and reopen;
+// inserts racing Close fail with ErrClosed, none hangs.
+func TestCloseUnderLoadKeepsAcknowledged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "crmhook.db")
+	s, err := Open(t.Context(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				ne := testEvent("sink-a")
+				_, err := s.Insert(context.Background(), ne)
+				if errors.Is(err, crmhook.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Insert: %v", err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, ne.Event.ID)
+				mu.Unlock()
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d inserts in 10s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+
+	s = openTest(t, Config{Path: path})
+	for _, id := range acked {
+		if _, _, err := s.GetEvent(t.Context(), id); err != nil {
+			t.Fatalf("acknowledged event %s: %v", id, err)
+		}
+	}
+}
+
+func TestLeaseTokensAreFreshPerClaim(t *testing.T) {
+	s := openTest(t, Config{})
+	if _, err := s.Insert(t.Context(), testEvent("sink-a", "sink-b")); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Claim(t.Context(), crmhook.ClaimParams{Limit: 2, Lease: time.Minute})
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("Claim = %d, %v", len(cs), err)
+	}
+	for _, c := range cs {
+		if len(c.Lease) != 32 {
+			t.Errorf("lease %q: want 128 random bits in hex", c.Lease)
+		}
+	}
+	if cs[0].Lease == cs[1].Lease {
+		t.Error("two claims share a lease")
+	}
+	if _, err := s.Claim(t.Context(), crmhook.ClaimParams{Limit: 1}); err == nil {
+		t.Error("Claim without a lease duration succeeded")
+	}
+}
+
+func TestPathFromURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"sqlite:///var/lib/crmhook/crmhook.db": "/var/lib/crmhook/crmhook.db",
+		"sqlite://data/crmhook.db":             "data/crmhook.db",
+		"sqlite://crmhook.db":                  "crmhook.db",
+		"sqlite:///tmp/with%20space.db":        "/tmp/with space.db",
+	} {
+		got, err := PathFromURL(raw)
+		if err != nil || got != want {
+			t.Errorf("PathFromURL(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"", "postgres://db/crmhook", "sqlite:crmhook.db", "sqlite://", "sqlite:///", "sqlite:///dir/", "sqlite:///a.db?mode=ro"} {
+		if got, err := PathFromURL(raw); err == nil {
+			t.Errorf("PathFromURL(%q) = %q, want an error", raw, got)
+		}
+	}
+}
+
+func TestOpenURL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "crmhook.db")
+	s, err := OpenURL(t.Context(), "sqlite://"+filepath.ToSlash(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("OpenURL did not create %s: %v", path, err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no path":           {},
+		"negative BatchMax": {Path: "x.db", BatchMax: -1},
+		"tiny BusyTimeout":  {Path: "x.db", BusyTimeout: time.Microsecond},
+		"negative reads":    {Path: "x.db", MaxReadConns: -2},
+	} {
+		if err := cfg.withDefaults().validate(); err == nil {
+			t.Errorf("%s: validate accepted %+v", name, cfg)
+		}
+	}
+	cfg := Config{Path: "x.db"}.withDefaults()
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if cfg.BatchMax != DefaultBatchMax || cfg.BusyTimeout != DefaultBusyTimeout || cfg.MaxReadConns != DefaultMaxReadConns || cfg.Now == nil {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestSQLiteGlob(t *testing.T) {
+	for in, want := range map[string]string{
+		"person.*":    "person.*",
+		`list\*`:      "list[*]",
+		"a?c[^x]":     "a?c[^x]",
+		`trailing\`:   `trailing\`,
+		"plain.event": "plain.event",
+	} {
+		if got := sqliteGlob(in); got != want {
+			t.Errorf("sqliteGlob(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func BenchmarkInsertSerial(b *testing.B) {
+	s := openTest(b, Config{})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCommits(b, s)
+}
+
+func BenchmarkInsertParallel(b *testing.B) {
+	s := openTest(b, Config{})
+	ctx := context.Background()
+	b.SetParallelism(16) // receivers serve many connections at once
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportCommits(b, s)
+}
+
+func reportCommits(b *testing.B, s *Store) {
+	commits, inserts := s.CommitStats()
+	if commits > 0 {
+		b.ReportMetric(float64(inserts)/float64(commits), "inserts/commit")
+	}
+}
