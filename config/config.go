@@ -121,7 +121,8 @@ type Sink struct {
 	Path string `yaml:"path"` // "-" is stdout
 	// nats
 	NATSURL string `yaml:"nats_url"`
-	Subject string `yaml:"subject"` // template, default crmhook.<source>.<type>
+	Subject string `yaml:"subject"` // template, default crmhook.{source}.{type}
+	Stream  string `yaml:"stream"`  // optional: create/extend this JetStream stream to capture the subjects
 }
 
 // Filter is the sink's event filter.

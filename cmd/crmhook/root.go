@@ -36,6 +36,10 @@ func (c *cli) rootCmd() *cobra.Command {
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)
 	root.AddCommand(
+		c.serveCmd(),
+		c.initCmd(),
+		c.sendCmd(),
+		c.eventsCmd(),
 		c.affinityCmd(),
 		c.attioCmd(),
 		c.simCmd(),

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/app"
+	"github.com/spf13/cobra"
+)
+
+// defaultConfigFile is read by serve when --config is not given and it exists.
+const defaultConfigFile = "crmhook.yaml"
+
+func (c *cli) serveCmd() *cobra.Command {
+	var cfgPath, dataDir string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Receive webhooks, store them durably and deliver them to the sinks",
+		Long: `Run the receiver, the dispatcher and the admin listener.
+
+With --config (or a crmhook.yaml in the current directory) it runs that
+configuration. With neither it runs on embedded defaults: SQLite in the data
+directory (.crmhook), one source per provider with secrets generated on the
+first run and kept there, and every event printed to stdout as a JSON line.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, embedded, err := c.loadServeConfig(cmd, cfgPath, dataDir)
+			if err != nil {
+				return err
+			}
+			logger, err := newLogger(c, cfg.Log)
+			if err != nil {
+				return err
+			}
+			m := &app.Main{Config: cfg, Stdout: c.stdout, Logger: logger}
+			if err := m.Open(cmd.Context()); err != nil {
+				return err
+			}
+			defer m.Close()
+			c.printBanner(m, embedded)
+			logger.Info("crmhook serving", "hooks", m.HookURL(), "admin", m.AdminURL())
+			return m.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "config file (default ./crmhook.yaml when it exists, else embedded defaults)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", config.DefaultDataDir, "data directory of the embedded defaults")
+	return cmd
+}
+
+// loadServeConfig reads the config file, or builds the embedded defaults.
+// embedded is non-nil for the latter.
+func (c *cli) loadServeConfig(cmd *cobra.Command, cfgPath, dataDir string) (*config.Config, *app.Secrets, error) {
+	if cfgPath == "" {
+		if _, err := os.Stat(defaultConfigFile); err == nil {
+			cfgPath = defaultConfigFile
+		}
+	}
+	if cfgPath != "" {
+		cfg, err := config.Load(cfgPath, c.getenv)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cfg.Admin.Listen != "off" && cfg.Admin.Token == "" {
+			// Keep the generated token with the data so `crmhook events` finds it.
+			s, _, err := app.LoadOrCreateSecrets(cfg.DataDir)
+			if err != nil {
+				return nil, nil, err
+			}
+			cfg.Admin.Token = s.AdminToken
+		}
+		return cfg, nil, nil
+	}
+	s, created, err := app.LoadOrCreateSecrets(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		fmt.Fprintf(c.stderr, "crmhook: generated new secrets in %s (mode 0600)\n", filepath.Join(dataDir, app.SecretsFile))
+	}
+	cfg := app.EmbeddedConfig(dataDir, s)
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, &s, nil
+}
+
+// printBanner tells a person where to send webhooks; on embedded defaults
+// it includes ready `crmhook send` lines. It goes to stderr: stdout carries
+// the events.
+func (c *cli) printBanner(m *app.Main, s *app.Secrets) {
+	w := c.stderr
+	hook := m.HookURL()
+	fmt.Fprintf(w, "crmhook is receiving on %s/hooks/… (store %s)\n", hook, m.Config.Store)
+	if m.AdminURL() != "" {
+		fmt.Fprintf(w, "admin, health and metrics on %s\n", m.AdminURL())
+	}
+	if s == nil {
+		return
+	}
+	fmt.Fprintf(w, "events are printed to stdout as JSON lines (CloudEvents).\n\n")
+	fmt.Fprintf(w, "  Affinity webhook URL:          %s/hooks/%s/%s\n", hook, app.EmbeddedAffinity, s.AffinityPath)
+	fmt.Fprintf(w, "  Attio webhook URL:             %s/hooks/%s   (signing secret in %s)\n", hook, app.EmbeddedAttio, filepath.Join(m.Config.DataDir, app.SecretsFile))
+	fmt.Fprintf(w, "  Standard Webhooks URL:         %s/hooks/%s\n\n", hook, app.EmbeddedWebhooks)
+	fmt.Fprintf(w, "Try it from another terminal:\n")
+	fmt.Fprintf(w, "  go run ./cmd/crmhook send --provider affinity --type person.created --url %s\n", hook)
+	fmt.Fprintf(w, "  go run ./cmd/crmhook send --provider attio --type record.created --url %s\n", hook)
+	fmt.Fprintf(w, "  go run ./cmd/crmhook events list\n\n")
+}
+
+func newLogger(c *cli, lc config.Log) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lc.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
+}

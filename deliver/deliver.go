@@ -1,0 +1,343 @@
+// Package deliver runs the dispatcher: it claims due deliveries from the
+// store with a lease, hands each to its sink with bounded concurrency per
+// sink, and records the outcome — delivered, retried later with exponential
+// backoff and full jitter, or dead-lettered once the retry budget is spent.
+//
+// Delivery is at least once: an outcome is recorded only after the sink
+// answered, so a crash between the two makes the lease run out and the
+// delivery be sent again.
+package deliver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/crmhook/crmhook"
+)
+
+// Outcome is what became of one delivery attempt.
+type Outcome string
+
+// Attempt outcomes, as reported to Config.OnAttempt.
+const (
+	OutcomeDelivered Outcome = "delivered"
+	OutcomeRetry     Outcome = "retry"
+	OutcomeDead      Outcome = "dead"
+	OutcomeReleased  Outcome = "released" // given back at shutdown, not counted
+	OutcomeLeaseLost Outcome = "lease_lost"
+)
+
+// RetryPolicy is the retry budget and the backoff between attempts.
+type RetryPolicy struct {
+	MaxAttempts int           // attempts in all before the delivery is dead; default 12
+	MaxAge      time.Duration // no retries past this age of the delivery; default 72h
+	BaseDelay   time.Duration // first backoff cap; default 1s
+	MaxDelay    time.Duration // backoff cap; default 1h
+}
+
+// Backoff returns the wait before the next attempt after the given number of
+// failed attempts: a uniformly random duration up to min(MaxDelay,
+// BaseDelay·2^(attempts-1)) — "full jitter", which spreads a burst of
+// failures instead of retrying them in lockstep.
+func (p RetryPolicy) Backoff(attempts int) time.Duration {
+	ceiling := p.MaxDelay
+	if attempts < 1 {
+		attempts = 1
+	}
+	if attempts <= 40 { // beyond that the shift overflows; the cap applies anyway
+		if d := p.BaseDelay << (attempts - 1); d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return rand.N(ceiling) + time.Millisecond
+}
+
+// SinkConfig is one sink and how many deliveries it may have in flight.
+type SinkConfig struct {
+	Sink        crmhook.Sink
+	Concurrency int // default 4
+}
+
+// Config configures a Dispatcher.
+type Config struct {
+	Store crmhook.Store
+	Sinks []SinkConfig
+	Owner string // identity written on leases; default "dispatcher"
+	// Lease is how long a claim is exclusive. Each attempt is cancelled at
+	// 80% of it, so an answer is recorded before another dispatcher may take
+	// the delivery over. Default 60s.
+	Lease time.Duration
+	// PollInterval is how often an idle dispatcher looks for due work when
+	// nobody calls Notify. Default 500ms.
+	PollInterval time.Duration
+	// ShutdownGrace is how long in-flight attempts may finish after Run's
+	// context ends; the rest are cancelled and released. Default 10s.
+	ShutdownGrace time.Duration
+	Retry         RetryPolicy
+	Logger        *slog.Logger
+	Now           func() time.Time
+	// OnAttempt, if set, observes every attempt (metrics).
+	OnAttempt func(sink string, outcome Outcome, took time.Duration)
+}
+
+func (c *Config) setDefaults() {
+	if c.Owner == "" {
+		c.Owner = "dispatcher"
+	}
+	if c.Lease == 0 {
+		c.Lease = 60 * time.Second
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.Retry.MaxAttempts == 0 {
+		c.Retry.MaxAttempts = 12
+	}
+	if c.Retry.MaxAge == 0 {
+		c.Retry.MaxAge = 72 * time.Hour
+	}
+	if c.Retry.BaseDelay == 0 {
+		c.Retry.BaseDelay = time.Second
+	}
+	if c.Retry.MaxDelay == 0 {
+		c.Retry.MaxDelay = time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	for i := range c.Sinks {
+		if c.Sinks[i].Concurrency == 0 {
+			c.Sinks[i].Concurrency = 4
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("deliver: config: Store is required")
+	case c.Lease < 100*time.Millisecond:
+		return fmt.Errorf("deliver: config: Lease %s is shorter than 100ms", c.Lease)
+	case c.Retry.MaxAttempts < 1:
+		return fmt.Errorf("deliver: config: Retry.MaxAttempts %d must be at least 1", c.Retry.MaxAttempts)
+	case c.Retry.BaseDelay <= 0 || c.Retry.MaxDelay < c.Retry.BaseDelay:
+		return fmt.Errorf("deliver: config: Retry.BaseDelay %s must be positive and at most Retry.MaxDelay %s", c.Retry.BaseDelay, c.Retry.MaxDelay)
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sinks {
+		switch {
+		case s.Sink == nil:
+			return fmt.Errorf("deliver: config: Sinks[%d].Sink is nil", i)
+		case seen[s.Sink.Name()]:
+			return fmt.Errorf("deliver: config: Sinks[%d]: duplicate sink name %q", i, s.Sink.Name())
+		case s.Concurrency < 1:
+			return fmt.Errorf("deliver: config: Sinks[%d].Concurrency %d must be at least 1", i, s.Concurrency)
+		}
+		seen[s.Sink.Name()] = true
+	}
+	return nil
+}
+
+// Dispatcher delivers stored events to their sinks.
+type Dispatcher struct {
+	cfg    Config
+	sinks  map[string]*sinkSlot
+	wake   chan struct{}
+	freed  chan struct{}
+	flight sync.WaitGroup
+}
+
+type sinkSlot struct {
+	sink  crmhook.Sink
+	slots chan struct{} // a token per delivery in flight
+}
+
+// New validates cfg and returns a Dispatcher.
+func New(cfg Config) (*Dispatcher, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	d := &Dispatcher{
+		cfg:   cfg,
+		sinks: make(map[string]*sinkSlot, len(cfg.Sinks)),
+		wake:  make(chan struct{}, 1),
+		freed: make(chan struct{}, 1),
+	}
+	for _, s := range cfg.Sinks {
+		d.sinks[s.Sink.Name()] = &sinkSlot{sink: s.Sink, slots: make(chan struct{}, s.Concurrency)}
+	}
+	return d, nil
+}
+
+// Notify wakes an idle dispatcher: new work may be due. It never blocks.
+func (d *Dispatcher) Notify() { signal(d.wake) }
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and delivers until ctx ends, then lets in-flight attempts finish
+// for ShutdownGrace, releases what is left, and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	// Attempts run under their own context so that shutdown can give them a
+	// grace period instead of cutting them off mid-request.
+	attemptCtx, cancelAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelAttempts()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		busy := d.claimAndStart(ctx, attemptCtx)
+		if !busy {
+			timer.Reset(d.cfg.PollInterval)
+			select {
+			case <-ctx.Done():
+			case <-d.wake:
+			case <-d.freed:
+			case <-timer.C:
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { d.flight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.ShutdownGrace):
+		cancelAttempts()
+		<-done
+	}
+	return nil
+}
+
+// claimAndStart claims up to each sink's free slots and starts the attempts.
+// It reports whether it found work, in which case the loop goes straight on.
+func (d *Dispatcher) claimAndStart(ctx, attemptCtx context.Context) bool {
+	found := false
+	for name, s := range d.sinks {
+		free := cap(s.slots) - len(s.slots)
+		if free == 0 || ctx.Err() != nil {
+			continue
+		}
+		claims, err := d.cfg.Store.Claim(ctx, crmhook.ClaimParams{
+			Owner: d.cfg.Owner, Limit: free, Lease: d.cfg.Lease, Sinks: []string{name},
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				d.cfg.Logger.Warn("claim failed", "sink", name, "err", err)
+			}
+			continue
+		}
+		if len(claims) == free {
+			found = true // there may be more waiting
+		}
+		for _, c := range claims {
+			s.slots <- struct{}{}
+			d.flight.Add(1)
+			go func() {
+				defer d.flight.Done()
+				defer func() { <-s.slots; signal(d.freed) }()
+				d.attempt(attemptCtx, s.sink, c)
+			}()
+		}
+	}
+	return found
+}
+
+// attempt delivers one claim and records the outcome.
+func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.Claim) {
+	start := time.Now()
+	deadline := d.cfg.Lease * 8 / 10
+	actx, cancel := context.WithTimeout(ctx, deadline)
+	err := sink.Deliver(actx, &c.Event, c.Delivery.Attempts+1)
+	cancel()
+	took := time.Since(start)
+
+	// Recording the outcome must not be cut short by shutdown.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer rcancel()
+	log := d.cfg.Logger.With("sink", sink.Name(), "event_id", c.Event.ID, "source", c.Event.Source,
+		"type", c.Event.Type, "dedupe_key", c.Event.DedupeKey, "attempt", c.Delivery.Attempts+1)
+
+	var outcome Outcome
+	var recErr error
+	switch {
+	case err == nil:
+		outcome, recErr = OutcomeDelivered, d.cfg.Store.Complete(rctx, c)
+	case ctx.Err() != nil:
+		// Shutdown cancelled the attempt: give it back uncounted.
+		outcome, recErr = OutcomeReleased, d.cfg.Store.Release(rctx, c)
+	default:
+		outcome, recErr = d.fail(rctx, c, err)
+	}
+	if errors.Is(recErr, crmhook.ErrLeaseLost) {
+		outcome = OutcomeLeaseLost
+	}
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(sink.Name(), outcome, took)
+	}
+	switch {
+	case recErr != nil && outcome != OutcomeLeaseLost:
+		// The lease will run out and the delivery be tried again.
+		log.Error("recording delivery outcome failed", "outcome", string(outcome), "err", recErr)
+	case outcome == OutcomeDead:
+		log.Warn("delivery dead-lettered", "err", errText(err))
+	case outcome == OutcomeRetry:
+		log.Info("delivery failed, will retry", "err", errText(err))
+	case outcome == OutcomeLeaseLost:
+		log.Warn("lease lost before the outcome was recorded; another dispatcher has it")
+	default:
+		log.Debug("delivery attempt", "outcome", string(outcome), "took", took)
+	}
+}
+
+// fail decides between another try and the dead letters.
+func (d *Dispatcher) fail(ctx context.Context, c crmhook.Claim, err error) (Outcome, error) {
+	var de *crmhook.DeliveryError
+	permanent, retryAfter := false, time.Duration(0)
+	if errors.As(err, &de) {
+		permanent, retryAfter = de.Permanent, de.RetryAfter
+	}
+	attempts := c.Delivery.Attempts + 1
+	now := d.cfg.Now()
+	deadline := c.Delivery.CreatedAt.Add(d.cfg.Retry.MaxAge)
+	if permanent || attempts >= d.cfg.Retry.MaxAttempts || !now.Before(deadline) {
+		return OutcomeDead, d.cfg.Store.Kill(ctx, c, errText(err))
+	}
+	wait := d.cfg.Retry.Backoff(attempts)
+	if retryAfter > wait {
+		wait = retryAfter
+	}
+	next := now.Add(wait)
+	if next.After(deadline) {
+		next = deadline // one last attempt at the end of the budget
+	}
+	return OutcomeRetry, d.cfg.Store.Retry(ctx, c, next, errText(err))
+}
+
+// errText bounds an error for storage and logs; sinks keep payloads out of it.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) > 500 {
+		s = s[:500] + "…"
+	}
+	return s
+}

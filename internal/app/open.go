@@ -1,0 +1,81 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/sink"
+	natssink "github.com/crmhook/crmhook/sink/nats"
+	"github.com/crmhook/crmhook/store/sqlite"
+)
+
+// OpenStore opens the store a URL names: sqlite://path (or a plain path) for
+// the embedded store, postgres://… for the shared one. onCommit observes
+// group commits (metrics); it may be nil.
+func OpenStore(ctx context.Context, rawURL string, onCommit func(batch int, took time.Duration)) (crmhook.Store, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
+		return openPostgres(ctx, rawURL, onCommit)
+	case strings.HasPrefix(rawURL, "sqlite:"), !strings.Contains(rawURL, "://"):
+		path := rawURL
+		if strings.HasPrefix(rawURL, "sqlite:") {
+			u, err := url.Parse(rawURL)
+			if err != nil {
+				return nil, fmt.Errorf("app: store URL: %w", err)
+			}
+			path = u.Host + u.Path // sqlite://rel/path.db and sqlite:///abs/path.db
+			if u.Opaque != "" {
+				path = u.Opaque // sqlite:path.db
+			}
+		}
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: path, OnCommit: onCommit})
+		if err != nil {
+			return nil, fmt.Errorf("app: open store: %w", err)
+		}
+		return st, nil
+	default:
+		return nil, fmt.Errorf("app: unsupported store URL scheme (want sqlite:// or postgres://)")
+	}
+}
+
+// openSink builds one configured sink and, when it holds resources, the
+// function that releases them.
+func openSink(sc config.Sink, stdout io.Writer) (crmhook.Sink, func() error, error) {
+	switch sc.Type {
+	case "http":
+		s, err := sink.NewHTTP(sink.HTTPConfig{Name: sc.Name, URL: sc.URL, Secret: sc.Secret, Timeout: sc.Timeout, Headers: sc.Headers})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	case "exec":
+		env := make([]string, 0, len(sc.Env))
+		for k, v := range sc.Env {
+			env = append(env, k+"="+v)
+		}
+		s, err := sink.NewExec(sink.ExecConfig{Name: sc.Name, Command: sc.Command, Timeout: sc.Timeout, Env: env})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	case "file":
+		s, err := sink.NewFile(sink.FileConfig{Name: sc.Name, Path: sc.Path, Stdout: stdout})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	case "nats":
+		s, err := natssink.New(natssink.Config{Name: sc.Name, URL: sc.NATSURL, Subject: sc.Subject, Stream: sc.Stream, Timeout: sc.Timeout})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	return nil, nil, fmt.Errorf("unknown sink type %q", sc.Type)
+}

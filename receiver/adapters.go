@@ -1,0 +1,198 @@
+package receiver
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/affinity"
+	"github.com/crmhook/crmhook/attio"
+	"github.com/crmhook/crmhook/stdwebhooks"
+)
+
+// An adapter authenticates and parses one provider's deliveries. Its errors
+// wrap errUnauthorized (401), errStale (400, events kept as rejections, which
+// the result then carries) or anything else (400).
+type adapter interface {
+	parse(src *source, r *http.Request, body []byte, now time.Time) (parseResult, error)
+}
+
+type parseResult struct {
+	events    []crmhook.Event // Type, DedupeKey, OccurredAt and Payload set
+	probe     bool            // a provider's test call: answer 200, store nothing
+	probeType string
+}
+
+var (
+	errUnauthorized = errors.New("unauthorized")
+	errStale        = errors.New("timestamp outside the replay window")
+)
+
+// staleError carries the provider's own reason (too old, too new).
+func staleError(err error) error { return fmt.Errorf("%w: %v", errStale, err) }
+
+// affinityAdapter: Affinity signs nothing; the path secret (checked before)
+// is the authentication. The replay window applies to sent_at.
+type affinityAdapter struct{}
+
+func (affinityAdapter) parse(src *source, _ *http.Request, body []byte, now time.Time) (parseResult, error) {
+	opts := []affinity.ParseOption{affinity.WithNow(func() time.Time { return now })}
+	if src.MaxAge > 0 {
+		opts = append(opts, affinity.WithMaxAge(src.MaxAge))
+	} else {
+		opts = append(opts, affinity.WithoutMaxAge())
+	}
+	if src.MaxFuture > 0 {
+		opts = append(opts, affinity.WithMaxFutureSkew(src.MaxFuture))
+	} else {
+		opts = append(opts, affinity.WithoutMaxFutureSkew())
+	}
+	ev, err := affinity.Parse(body, opts...)
+	stale := errors.Is(err, affinity.ErrTooOld) || errors.Is(err, affinity.ErrTooNew)
+	if err != nil && !(stale && ev != nil) {
+		return parseResult{}, err
+	}
+	if ev.Type == affinity.SampleWebhook {
+		// The probe Affinity sends on create/update is answered whatever its age.
+		return parseResult{probe: true, probeType: string(ev.Type)}, nil
+	}
+	res := parseResult{events: []crmhook.Event{{
+		Type:       string(ev.Type),
+		DedupeKey:  src.Name + ":" + AffinityDedupeKey(string(ev.Type), ev.SentAtUnix, body),
+		OccurredAt: ev.SentAt,
+		Payload:    json.RawMessage(body),
+	}}}
+	if stale {
+		return res, staleError(err)
+	}
+	return res, nil
+}
+
+// AffinityDedupeKey is seed 000's key: type:sent_at:sha256(raw body)[:16].
+func AffinityDedupeKey(eventType string, sentAt int64, body []byte) string {
+	sum := sha256.Sum256(body)
+	return eventType + ":" + strconv.FormatInt(sentAt, 10) + ":" + hex.EncodeToString(sum[:])[:16]
+}
+
+// attioAdapter: HMAC of the raw body (Attio-Signature), or of
+// "timestamp.body" when X-Attio-Timestamp is present (seed 004's variant).
+type attioAdapter struct {
+	secrets []string
+}
+
+func newAttioAdapter(s Source) (adapter, error) {
+	if len(s.Secrets) == 0 {
+		return nil, errors.New("attio sources need at least one signing secret")
+	}
+	return attioAdapter{secrets: s.Secrets}, nil
+}
+
+func (a attioAdapter) parse(src *source, r *http.Request, body []byte, now time.Time) (parseResult, error) {
+	tolerance := src.MaxAge
+	if src.MaxFuture > tolerance {
+		tolerance = src.MaxFuture
+	}
+	verr := attio.Verify(body, r.Header, a.secrets, attio.WithTolerance(tolerance), attio.WithNow(func() time.Time { return now }))
+	stale := errors.Is(verr, attio.ErrTooOld) || errors.Is(verr, attio.ErrTooNew)
+	if verr != nil && !stale {
+		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, verr)
+	}
+	d, err := attio.Parse(body)
+	if err != nil {
+		return parseResult{}, err
+	}
+	if len(d.Events) == 0 {
+		return parseResult{}, errors.New("attio: delivery holds no events")
+	}
+	idem := r.Header.Get("Idempotency-Key")
+	res := parseResult{events: make([]crmhook.Event, 0, len(d.Events))}
+	for i, ev := range d.Events {
+		key := idem
+		if key != "" {
+			key += ":" + strconv.Itoa(i)
+		} else {
+			sum := sha256.Sum256(ev.Raw)
+			key = "sha256:" + hex.EncodeToString(sum[:16])
+		}
+		res.events = append(res.events, crmhook.Event{
+			Type:      string(ev.Type),
+			DedupeKey: src.Name + ":" + key,
+			Payload:   bytes.Clone(ev.Raw),
+		})
+	}
+	if stale {
+		return res, staleError(verr)
+	}
+	return res, nil
+}
+
+// stdAdapter: Standard Webhooks; the dedupe key is webhook-id and the type
+// is the payload's "type" when it has one.
+type stdAdapter struct {
+	verifier *stdwebhooks.Verifier
+}
+
+func newStdAdapter(s Source, now func() time.Time) (adapter, error) {
+	tolerance := max(s.MaxAge, s.MaxFuture)
+	if tolerance == 0 {
+		tolerance = 100 * 365 * 24 * time.Hour // window disabled
+	}
+	v, err := stdwebhooks.NewVerifier(s.Secrets, stdwebhooks.WithTolerance(tolerance), stdwebhooks.WithNow(now))
+	if err != nil {
+		return nil, err
+	}
+	return stdAdapter{verifier: v}, nil
+}
+
+func (a stdAdapter) parse(src *source, r *http.Request, body []byte, _ time.Time) (parseResult, error) {
+	verr := a.verifier.Verify(body, r.Header)
+	stale := errors.Is(verr, stdwebhooks.ErrTooOld) || errors.Is(verr, stdwebhooks.ErrTooNew)
+	if verr != nil && !stale {
+		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, verr)
+	}
+	var payload struct {
+		Type json.RawMessage `json:"type"`
+	}
+	if err := strictObject(body, &payload); err != nil {
+		return parseResult{}, err
+	}
+	typ := "webhook"
+	var s string
+	if len(payload.Type) > 0 && json.Unmarshal(payload.Type, &s) == nil && s != "" {
+		typ = s
+	}
+	ts, _ := strconv.ParseInt(r.Header.Get(stdwebhooks.HeaderTimestamp), 10, 64)
+	res := parseResult{events: []crmhook.Event{{
+		Type:       typ,
+		DedupeKey:  src.Name + ":" + r.Header.Get(stdwebhooks.HeaderID),
+		OccurredAt: time.Unix(ts, 0).UTC(),
+		Payload:    json.RawMessage(body),
+	}}}
+	if stale {
+		return res, staleError(verr)
+	}
+	return res, nil
+}
+
+// strictObject requires exactly one JSON object and decodes it into v.
+func strictObject(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return errors.New("payload is not a JSON object")
+	}
+	if !json.Valid(body) {
+		return errors.New("invalid JSON")
+	}
+	return json.Unmarshal(body, v)
+}

@@ -1,0 +1,432 @@
+// Package receiver is crmhook's public http.Handler. It puts each delivery
+// through the layers of defence of the receiver contract in DESIGN.md, in
+// this order — IP allowlist (403), rate limit (429), source and path secret
+// (404), method (405), HTTPS (403), content type (415), body size (413),
+// signature (401), payload (400), replay window (400, kept as a rejection) —
+// then commits the events to the store and answers 200 only once they are
+// durable; 503 with Retry-After when the store cannot commit.
+package receiver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/crmhook/crmhook"
+	"golang.org/x/time/rate"
+)
+
+// Source is one provider endpoint, /hooks/{Name}.
+type Source struct {
+	Name     string
+	Provider crmhook.Provider
+	// Secrets: path secrets for Affinity, signing secrets for Attio and
+	// Standard Webhooks. All are active at once (rotation).
+	Secrets []string
+	// PathSecrets optionally require a secret path segment on a signed source.
+	PathSecrets []string
+	// MaxAge and MaxFuture bound the delivery's own timestamp; zero disables
+	// that side of the window.
+	MaxAge       time.Duration
+	MaxFuture    time.Duration
+	BodyLimit    int64          // default 1 MiB
+	AllowIPs     []netip.Prefix // empty: anyone
+	RateLimit    rate.Limit     // zero: no limit
+	RateBurst    int
+	RequireHTTPS bool
+	DedupeWindow time.Duration // default 7 days
+}
+
+// Observer sees every answer, for metrics. Implementations must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	Request(source string, status int)
+	Stored(source string, events int)
+	Duplicate(source string)
+	Rejected(source string)
+	Probe(source string)
+}
+
+// Config configures a Handler.
+type Config struct {
+	Sources []Source
+	Store   crmhook.Store
+	// Route names the sinks an event must reach.
+	Route func(ev *crmhook.Event) []string
+	// TrustedProxies are the peers whose X-Forwarded-For and
+	// X-Forwarded-Proto headers are believed.
+	TrustedProxies []netip.Prefix
+	// RetryAfter is sent with 503 answers; default 5s.
+	RetryAfter time.Duration
+	// OnStored is called after events were committed (wakes the dispatcher).
+	OnStored func()
+	Observer Observer
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Handler serves /hooks/… and nothing else.
+type Handler struct {
+	cfg      Config
+	sources  map[string]*source
+	draining atomic.Bool
+}
+
+type source struct {
+	Source
+	adapter     adapter
+	pathSecrets [][32]byte // sha256 of each accepted path secret
+	needsPath   bool
+	limiter     *rate.Limiter
+}
+
+// New validates cfg and builds a Handler.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("receiver: config: Store is required")
+	}
+	if cfg.Route == nil {
+		cfg.Route = func(*crmhook.Event) []string { return nil }
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = 5 * time.Second
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, sources: make(map[string]*source)}
+	for i, s := range cfg.Sources {
+		if s.Name == "" || strings.Contains(s.Name, "/") {
+			return nil, fmt.Errorf("receiver: config: Sources[%d].Name %q is empty or has a slash", i, s.Name)
+		}
+		if _, dup := h.sources[s.Name]; dup {
+			return nil, fmt.Errorf("receiver: config: duplicate source %q", s.Name)
+		}
+		if s.BodyLimit <= 0 {
+			s.BodyLimit = 1 << 20
+		}
+		if s.DedupeWindow <= 0 {
+			s.DedupeWindow = 7 * 24 * time.Hour
+		}
+		src := &source{Source: s}
+		var err error
+		switch s.Provider {
+		case crmhook.ProviderAffinity:
+			src.adapter = affinityAdapter{}
+			src.needsPath = true
+			src.pathSecrets = hashAll(s.Secrets)
+		case crmhook.ProviderAttio:
+			src.adapter, err = newAttioAdapter(s)
+		case crmhook.ProviderStandardWebhooks:
+			src.adapter, err = newStdAdapter(s, cfg.Now)
+		default:
+			err = fmt.Errorf("unknown provider %q", s.Provider)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receiver: config: source %q: %w", s.Name, err)
+		}
+		if s.Provider != crmhook.ProviderAffinity && len(s.PathSecrets) > 0 {
+			src.needsPath = true
+			src.pathSecrets = hashAll(s.PathSecrets)
+		}
+		if src.needsPath && len(src.pathSecrets) == 0 {
+			return nil, fmt.Errorf("receiver: config: source %q has no path secret", s.Name)
+		}
+		if s.RateLimit > 0 {
+			burst := s.RateBurst
+			if burst < 1 {
+				burst = int(math.Ceil(float64(s.RateLimit))) + 1
+			}
+			src.limiter = rate.NewLimiter(s.RateLimit, burst)
+		}
+		h.sources[s.Name] = src
+	}
+	return h, nil
+}
+
+func hashAll(secrets []string) [][32]byte {
+	out := make([][32]byte, len(secrets))
+	for i, s := range secrets {
+		out[i] = sha256.Sum256([]byte(s))
+	}
+	return out
+}
+
+// Drain makes every later request answer 503 with Retry-After: the server is
+// stopping and the provider should come back (to this or another replica).
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// ServeHTTP answers one delivery by the receiver contract.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	status, srcName := h.serve(w, r)
+	if srcName != "" {
+		h.cfg.Observer.Request(srcName, status)
+	}
+}
+
+// serve returns the status it answered and the known source's name.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
+	name, secret, found := splitHookPath(r.URL.EscapedPath())
+	if !found {
+		return notFound(w), ""
+	}
+	src := h.sources[name]
+	if src == nil {
+		return notFound(w), ""
+	}
+	peer := peerAddr(r)
+	trusted := h.trusted(peer)
+
+	// 403: the source's IP allowlist, proxy-aware.
+	if len(src.AllowIPs) > 0 && !contains(src.AllowIPs, h.clientIP(r, peer, trusted)) {
+		return answer(w, http.StatusForbidden, "forbidden"), name
+	}
+	// 429: the source's rate limit.
+	if src.limiter != nil {
+		if res := src.limiter.Reserve(); res.Delay() > 0 {
+			wait := res.Delay()
+			res.Cancel()
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			return answer(w, http.StatusTooManyRequests, "rate limited"), name
+		}
+	}
+	// 404: wrong or missing path secret, indistinguishable from an unknown source.
+	if src.needsPath != (secret != "") || (src.needsPath && !matchSecret(src.pathSecrets, secret)) {
+		return notFound(w), name
+	}
+	// 405
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return answer(w, http.StatusMethodNotAllowed, "method not allowed"), name
+	}
+	// 403: plain HTTP where HTTPS is required.
+	if src.RequireHTTPS && !(r.TLS != nil || (trusted && strings.EqualFold(lastValue(r.Header.Get("X-Forwarded-Proto")), "https"))) {
+		return answer(w, http.StatusForbidden, "https required"), name
+	}
+	// 415
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return answer(w, http.StatusUnsupportedMediaType, "content type must be application/json"), name
+	}
+	// 413: announced too large, or found too large while reading.
+	if r.ContentLength > src.BodyLimit {
+		return answer(w, http.StatusRequestEntityTooLarge, "body too large"), name
+	}
+	if h.draining.Load() {
+		return h.unavailable(w), name
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.BodyLimit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return answer(w, http.StatusRequestEntityTooLarge, "body too large"), name
+		}
+		return answer(w, http.StatusBadRequest, "could not read body"), name
+	}
+
+	// 401 and 400: the provider adapter authenticates and parses.
+	now := h.cfg.Now()
+	res, err := src.adapter.parse(src, r, body, now)
+	log := h.cfg.Logger.With("source", name)
+	if (err == nil || errors.Is(err, errStale)) && !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly replace bad bytes.
+		err = errors.New("body is not valid UTF-8")
+	}
+	switch {
+	case errors.Is(err, errUnauthorized):
+		log.Warn("delivery refused", "status", 401, "reason", err.Error())
+		return answer(w, http.StatusUnauthorized, "invalid signature"), name
+	case errors.Is(err, errStale):
+		return h.reject(w, r.Context(), src, res.events, err, log), name
+	case err != nil:
+		log.Warn("delivery refused", "status", 400, "reason", err.Error())
+		return answer(w, http.StatusBadRequest, "invalid payload"), name
+	case res.probe:
+		h.cfg.Observer.Probe(name)
+		log.Info("provider probe answered", "type", res.probeType)
+		return ok(w), name
+	}
+	return h.store(w, r.Context(), src, res.events, now, log), name
+}
+
+// store commits every event of the delivery, then answers 200. Any failure
+// answers 503: the provider retries, and the events already stored are then
+// deduplicated.
+func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, now time.Time, log *slog.Logger) int {
+	stored := 0
+	for i := range events {
+		ev := &events[i]
+		ev.ID = crmhook.NewEventID()
+		ev.Source = src.Name
+		ev.Provider = src.Provider
+		ev.ReceivedAt = now
+		res, err := h.cfg.Store.Insert(ctx, crmhook.NewEvent{
+			Event:       *ev,
+			Sinks:       h.cfg.Route(ev),
+			DedupeUntil: now.Add(src.DedupeWindow),
+		})
+		if err != nil {
+			log.Error("store could not commit; answering 503", "type", ev.Type, "dedupe_key", ev.DedupeKey, "err", err)
+			return h.unavailable(w)
+		}
+		if res.Duplicate {
+			h.cfg.Observer.Duplicate(src.Name)
+			log.Info("redelivery acknowledged", "type", ev.Type, "dedupe_key", ev.DedupeKey)
+			continue
+		}
+		stored++
+		log.Info("event stored", "event_id", ev.ID, "type", ev.Type, "dedupe_key", ev.DedupeKey)
+	}
+	if stored > 0 {
+		h.cfg.Observer.Stored(src.Name, stored)
+		if h.cfg.OnStored != nil {
+			h.cfg.OnStored()
+		}
+	}
+	return ok(w)
+}
+
+// reject keeps authentic events that failed only the replay window, then
+// answers 400. If they cannot be kept it answers 503, so nothing well-formed
+// is dropped silently.
+func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, log *slog.Logger) int {
+	now := h.cfg.Now()
+	for i := range events {
+		ev := events[i]
+		ev.ID = crmhook.NewEventID()
+		ev.Source, ev.Provider, ev.ReceivedAt = src.Name, src.Provider, now
+		if _, err := h.cfg.Store.Reject(ctx, crmhook.Rejection{Event: ev, Reason: why.Error(), RejectedAt: now}); err != nil {
+			log.Error("store could not keep a rejection; answering 503", "type", ev.Type, "err", err)
+			return h.unavailable(w)
+		}
+		log.Warn("event rejected and kept", "status", 400, "type", ev.Type, "dedupe_key", ev.DedupeKey, "reason", why.Error())
+	}
+	h.cfg.Observer.Rejected(src.Name)
+	return answer(w, http.StatusBadRequest, "timestamp outside the replay window")
+}
+
+func (h *Handler) unavailable(w http.ResponseWriter) int {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(h.cfg.RetryAfter.Seconds()))))
+	return answer(w, http.StatusServiceUnavailable, "temporarily unavailable")
+}
+
+// splitHookPath reads /hooks/{source} and /hooks/{source}/{secret}.
+func splitHookPath(p string) (name, secret string, ok bool) {
+	rest, found := strings.CutPrefix(p, "/hooks/")
+	if !found || rest == "" {
+		return "", "", false
+	}
+	name, secret, _ = strings.Cut(rest, "/")
+	if name == "" || strings.Contains(secret, "/") {
+		return "", "", false
+	}
+	return name, secret, true
+}
+
+// matchSecret compares against every active secret in constant time: the
+// hashes have one length, and the loop never exits early.
+func matchSecret(hashes [][32]byte, secret string) bool {
+	got := sha256.Sum256([]byte(secret))
+	match := 0
+	for _, want := range hashes {
+		match |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	return match == 1
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+func (h *Handler) trusted(a netip.Addr) bool { return a.IsValid() && contains(h.cfg.TrustedProxies, a) }
+
+// clientIP is the peer, or — when the peer is a trusted proxy — the
+// right-most X-Forwarded-For address that is not itself a trusted proxy.
+// Addresses left of that were written by the client and prove nothing.
+func (h *Handler) clientIP(r *http.Request, peer netip.Addr, trusted bool) netip.Addr {
+	if !trusted {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return netip.Addr{} // a garbled chain matches no allowlist
+		}
+		a = a.Unmap()
+		if !h.trusted(a) {
+			return a
+		}
+	}
+	return peer
+}
+
+func contains(prefixes []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastValue(s string) string {
+	if i := strings.LastIndexByte(s, ','); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimSpace(s)
+}
+
+func notFound(w http.ResponseWriter) int {
+	w.WriteHeader(http.StatusNotFound)
+	return http.StatusNotFound
+}
+
+func ok(w http.ResponseWriter) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, `{"ok":true}`)
+	return http.StatusOK
+}
+
+func answer(w http.ResponseWriter, status int, msg string) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `{"ok":false,"error":%q}`, msg)
+	return status
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Request(string, int) {}
+func (nopObserver) Stored(string, int)  {}
+func (nopObserver) Duplicate(string)    {}
+func (nopObserver) Rejected(string)     {}
+func (nopObserver) Probe(string)        {}
