@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -107,7 +104,7 @@ func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	base := simAffinityBaseURL(ln.Addr())
+	base := simBaseURL(ln.Addr())
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		// /_sim/ needs no key: anyone who can reach the port can trigger.
 		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no API key\n", ln.Addr())
@@ -129,19 +126,6 @@ func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error 
 		return fmt.Errorf("sim affinity: shutdown: %w", err)
 	}
 	return nil
-}
-
-// simAffinityBaseURL is the URL clients use to reach a listener: an
-// unspecified host (":0", "0.0.0.0", "[::]") is reached through loopback.
-func simAffinityBaseURL(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "http://" + addr.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }
 
 // simAffinityClientFlags are the flags of the subcommands that talk to a
@@ -181,7 +165,7 @@ deliveries are retried in the background (see 'deliveries').`,
 				req.Body = body
 			}
 			var res affinitysim.TriggerResult
-			if err := simAffinityCall(cmd.Context(), http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
+			if err := simCall(cmd.Context(), "affinity", simAffinityDefaultURL, http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
 				return fmt.Errorf("sim affinity trigger: %w", err)
 			}
 			if f.asJSON {
@@ -198,13 +182,7 @@ deliveries are retried in the background (see 'deliveries').`,
 // readSimAffinityBody reads --body and checks it is JSON, so a typo fails
 // here with the file's name rather than as a 400 from the simulator.
 func readSimAffinityBody(cmd *cobra.Command, name string) (json.RawMessage, error) {
-	var raw []byte
-	var err error
-	if name == "-" {
-		raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
-	} else {
-		raw, err = os.ReadFile(name)
-	}
+	raw, err := readInputFile(cmd, name)
 	if err != nil {
 		return nil, fmt.Errorf("sim affinity trigger: --body: %w", err)
 	}
@@ -239,7 +217,7 @@ func (c *cli) simAffinityDeliveriesCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var log []affinitysim.Delivery
-			if err := simAffinityCall(cmd.Context(), http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
+			if err := simCall(cmd.Context(), "affinity", simAffinityDefaultURL, http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
 				return fmt.Errorf("sim affinity deliveries: %w", err)
 			}
 			if f.asJSON {
@@ -285,63 +263,4 @@ func simAffinityTargetHost(raw string) string {
 		return "?"
 	}
 	return u.Scheme + "://" + u.Host
-}
-
-// simAffinityClient talks to a simulator on this machine; a trigger waits
-// for the first delivery attempts, each bounded by the simulator.
-var simAffinityClient = &http.Client{Timeout: time.Minute}
-
-// simAffinityCall sends one request to the simulator's /_sim/ API and decodes
-// its JSON answer into out, or returns the simulator's error message.
-func simAffinityCall(ctx context.Context, method, simURL, path string, in, out any) error {
-	base, err := url.Parse(simURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("--sim-url %q must be an http URL like %s", simURL, simAffinityDefaultURL)
-	}
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base.String(), "/")+path, body)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := simAffinityClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("is the simulator running ('crmhook sim affinity')? %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Errors []struct {
-				Message string `json:"message"`
-			} `json:"errors"`
-			Message string `json:"message"`
-		}
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil {
-			switch {
-			case len(e.Errors) > 0 && e.Errors[0].Message != "":
-				msg = e.Errors[0].Message
-			case e.Message != "":
-				msg = e.Message
-			}
-		}
-		return fmt.Errorf("simulator answered %d: %s", resp.StatusCode, msg)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
 }

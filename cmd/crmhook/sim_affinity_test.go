@@ -407,8 +407,8 @@ func TestSimAffinityBaseURL(t *testing.T) {
 		"[::1]:5000":     "http://[::1]:5000",
 	}
 	for addr, want := range cases {
-		if got := simAffinityBaseURL(simAffinityAddr(addr)); got != want {
-			t.Errorf("simAffinityBaseURL(%s) = %s, want %s", addr, got, want)
+		if got := simBaseURL(simAffinityAddr(addr)); got != want {
+			t.Errorf("simBaseURL(%s) = %s, want %s", addr, got, want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +95,7 @@ func (c *cli) runSimAttio(ctx context.Context, f *simAttioRunFlags) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	base := simAttioBaseURL(ln.Addr())
+	base := simBaseURL(ln.Addr())
 	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 		// /_sim/ needs no token: anyone who can reach the port can trigger.
 		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no token\n", ln.Addr())
@@ -126,19 +123,6 @@ then trigger events:
 		return fmt.Errorf("sim attio: shutdown: %w", err)
 	}
 	return nil
-}
-
-// simAttioBaseURL is the URL clients use to reach a listener: an unspecified
-// host (":0", "0.0.0.0", "[::]") is reached through loopback.
-func simAttioBaseURL(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return "http://" + addr.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port)
 }
 
 // simAttioClientFlags are the flags of the subcommands that talk to a
@@ -180,7 +164,7 @@ are retried in the background (see 'deliveries').`,
 				req.Event = event
 			}
 			var res attiosim.TriggerResult
-			if err := simAttioCall(cmd.Context(), http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
+			if err := simCall(cmd.Context(), "attio", simAttioDefaultURL, http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
 				return fmt.Errorf("sim attio trigger: %w", err)
 			}
 			if f.asJSON {
@@ -197,13 +181,7 @@ are retried in the background (see 'deliveries').`,
 // readSimAttioEvent reads --event and checks it is a JSON object, so a typo
 // fails here with the file's name rather than as a 400 from the simulator.
 func readSimAttioEvent(cmd *cobra.Command, name string) (json.RawMessage, error) {
-	var raw []byte
-	var err error
-	if name == "-" {
-		raw, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20+1))
-	} else {
-		raw, err = os.ReadFile(name)
-	}
+	raw, err := readInputFile(cmd, name)
 	if err != nil {
 		return nil, fmt.Errorf("sim attio trigger: --event: %w", err)
 	}
@@ -239,7 +217,7 @@ func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var log []attiosim.Delivery
-			if err := simAttioCall(cmd.Context(), http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
+			if err := simCall(cmd.Context(), "attio", simAttioDefaultURL, http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
 				return fmt.Errorf("sim attio deliveries: %w", err)
 			}
 			if f.asJSON {
@@ -284,55 +262,4 @@ func simAttioStatus(d attiosim.Delivery) string {
 		return d.Error
 	}
 	return "-"
-}
-
-// simAttioClient talks to a simulator on this machine; a trigger waits for
-// the first delivery attempts, each bounded by the simulator.
-var simAttioClient = &http.Client{Timeout: time.Minute}
-
-// simAttioCall sends one request to the simulator's /_sim/ API and decodes
-// its JSON answer into out, or returns the simulator's error message.
-func simAttioCall(ctx context.Context, method, simURL, path string, in, out any) error {
-	base, err := url.Parse(simURL)
-	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("--sim-url %q must be an http URL like %s", simURL, simAttioDefaultURL)
-	}
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base.String(), "/")+path, body)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := simAttioClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("is the simulator running ('crmhook sim attio')? %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Message string `json:"message"`
-		}
-		msg := strings.TrimSpace(string(raw))
-		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-			msg = e.Message
-		}
-		return fmt.Errorf("simulator answered %d: %s", resp.StatusCode, msg)
-	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
 }
