@@ -36,6 +36,11 @@ type Main struct {
 	// Owner names this replica on leases; default host:pid.
 	Owner string
 
+	// ServerTimeouts overrides the public listener's timeouts; zero fields
+	// keep the defaults. End-to-end tests shorten them to prove that slow
+	// clients are cut off.
+	ServerTimeouts ServerTimeouts
+
 	Store      crmhook.Store
 	Metrics    *metrics.Metrics
 	Receiver   *receiver.Handler
@@ -133,13 +138,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	// The public listener serves /hooks/… and nothing else: the receiver
 	// answers 404 to every other path.
+	timeouts := m.ServerTimeouts.withDefaults()
 	m.public = &http.Server{
 		Handler:           m.Receiver,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: timeouts.ReadHeader,
+		ReadTimeout:       timeouts.Read,
+		WriteTimeout:      timeouts.Write,
+		IdleTimeout:       timeouts.Idle,
+		MaxHeaderBytes:    PublicMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
 	}
 	if m.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -167,6 +173,31 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// PublicMaxHeaderBytes bounds the request headers the public listener reads;
+// larger headers are answered 431.
+const PublicMaxHeaderBytes = 64 << 10
+
+// ServerTimeouts are the public listener's http.Server timeouts.
+type ServerTimeouts struct {
+	ReadHeader time.Duration // default 5s: slow-header (Slowloris) clients are cut off
+	Read       time.Duration // default 30s: the whole request, body included
+	Write      time.Duration // default 30s
+	Idle       time.Duration // default 90s
+}
+
+func (t ServerTimeouts) withDefaults() ServerTimeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&t.ReadHeader, 5*time.Second)
+	def(&t.Read, 30*time.Second)
+	def(&t.Write, 30*time.Second)
+	def(&t.Idle, 90*time.Second)
+	return t
 }
 
 // HookURL is the public listener's base URL (hooks live under /hooks/).
@@ -205,6 +236,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	if ws, ok := m.Store.(wakeSubscriber); ok {
+		ws.Subscribe(dctx, m.Dispatcher.Notify) // other replicas' inserts wake this dispatcher
+	}
 	wg.Go(func() { _ = m.Dispatcher.Run(dctx) })
 	wg.Go(func() { m.prune(dctx) })
 

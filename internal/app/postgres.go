@@ -2,13 +2,25 @@ package app
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/postgres"
 )
 
-// openPostgres is replaced when store/postgres lands.
-func openPostgres(context.Context, string, func(int, time.Duration)) (crmhook.Store, error) {
-	return nil, errors.New("app: the postgres store is not built yet")
+// openPostgres opens the shared store a postgres:// URL names (search_path
+// and pool_max_conns among its parameters).
+func openPostgres(ctx context.Context, rawURL string, onCommit func(int, time.Duration)) (crmhook.Store, error) {
+	st, err := postgres.Open(ctx, postgres.Config{URL: rawURL, OnCommit: onCommit})
+	if err != nil {
+		return nil, fmt.Errorf("app: open store: %w", err)
+	}
+	return st, nil
+}
+
+// wakeSubscriber is a store that tells when another replica committed work
+// that may be due (the Postgres store, through LISTEN/NOTIFY).
+type wakeSubscriber interface {
+	Subscribe(ctx context.Context, fn func())
 }

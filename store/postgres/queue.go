@@ -1,0 +1,281 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/crmhook/crmhook"
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultClaimLimit is the Limit of a ClaimParams that gives none.
+const DefaultClaimLimit = 1
+
+// maxLastError bounds what a failure leaves in last_error.
+const maxLastError = 4096
+
+// claimSQL leases due pending deliveries in one statement. FOR UPDATE SKIP
+// LOCKED makes concurrent claimers, in this process or another, pass over
+// the rows another claim is leasing instead of waiting for them or leasing
+// them twice; the lease columns then keep them out of later claims until
+// the lease runs out. The event rides along through the UPDATE's FROM.
+//
+// $1 leased until, $2 owner, $3 now, $4 sinks (empty: all), $5 limit.
+const claimSQL = `WITH due AS (
+	SELECT id FROM deliveries
+	WHERE state = 'pending' AND next_attempt_at <= $3
+		AND (leased_until IS NULL OR leased_until <= $3)
+		AND (cardinality($4::text[]) = 0 OR sink = ANY ($4::text[]))
+	ORDER BY next_attempt_at, id
+	LIMIT $5
+	FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET leased_until = $1, lease_token = gen_random_uuid()::text, lease_owner = $2
+FROM due, events e
+WHERE d.id = due.id AND e.id = d.event_id
+RETURNING d.id, d.event_id, d.sink, d.state, d.attempts, d.next_attempt_at, d.leased_until, d.last_error,
+	d.created_at, d.updated_at, d.delivered_at, d.lease_token,
+	e.id, e.source, e.provider, e.type, e.dedupe_key, e.occurred_at, e.received_at, e.payload`
+
+// Claim leases due pending deliveries, oldest due first, each under a fresh
+// random lease token.
+func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Claim, error) {
+	if err := s.checkOpen("claim"); err != nil {
+		return nil, err
+	}
+	if p.Lease <= 0 {
+		return nil, fmt.Errorf("postgres: claim: lease must be positive, got %v", p.Lease)
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = DefaultClaimLimit
+	}
+	sinks := p.Sinks
+	if sinks == nil {
+		sinks = []string{}
+	}
+	now := s.now()
+	rows, err := s.queue.Query(ctx, claimSQL, now.Add(p.Lease), p.Owner, now, sinks, limit)
+	if err != nil {
+		return nil, s.fail(ctx, "claim", err)
+	}
+	defer rows.Close()
+	var claims []crmhook.Claim
+	for rows.Next() {
+		var (
+			c  crmhook.Claim
+			es eventScan
+		)
+		if c.Delivery, err = scanDelivery(rows, append([]any{&c.Lease}, es.dest()...)...); err != nil {
+			return nil, s.fail(ctx, "claim", err)
+		}
+		c.Event = es.event()
+		claims = append(claims, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "claim", err)
+	}
+	// RETURNING does not promise an order.
+	sort.Slice(claims, func(i, j int) bool {
+		a, b := claims[i].Delivery, claims[j].Delivery
+		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
+			return a.NextAttemptAt.Before(b.NextAttemptAt)
+		}
+		return a.ID < b.ID
+	})
+	return claims, nil
+}
+
+// Complete marks a claimed delivery delivered.
+func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
+	now := s.now()
+	return s.finish(ctx, "complete", c,
+		`state = 'delivered', attempts = attempts + 1, delivered_at = $3, updated_at = $3`, now)
+}
+
+// Retry records a failed attempt and schedules the next one at next (now
+// when zero).
+func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, lastErr string) error {
+	now := s.now()
+	if next.IsZero() {
+		next = now
+	}
+	return s.finish(ctx, "retry", c,
+		`attempts = attempts + 1, next_attempt_at = $3, last_error = $4, updated_at = $5`,
+		next, truncateError(lastErr), now)
+}
+
+// Kill records a failed attempt and moves the delivery to the dead letters.
+func (s *Store) Kill(ctx context.Context, c crmhook.Claim, lastErr string) error {
+	return s.finish(ctx, "kill", c,
+		`state = 'dead', attempts = attempts + 1, last_error = $3, updated_at = $4`,
+		truncateError(lastErr), s.now())
+}
+
+// Release gives a claim back, claimable at once, without counting an
+// attempt, and wakes the replicas' dispatchers to take it.
+func (s *Store) Release(ctx context.Context, c crmhook.Claim) error {
+	if err := s.finish(ctx, "release", c, ""); err != nil {
+		return err
+	}
+	s.notify(ctx)
+	return nil
+}
+
+// finish applies set ($3 on) to the claimed delivery if the claim still
+// holds its lease, and ends the lease. Otherwise it tells a lost lease from
+// an unknown delivery.
+func (s *Store) finish(ctx context.Context, op string, c crmhook.Claim, set string, args ...any) error {
+	if err := s.checkOpen(op); err != nil {
+		return err
+	}
+	q := `UPDATE deliveries SET leased_until = NULL, lease_token = NULL, lease_owner = NULL`
+	if set != "" {
+		q += ", " + set
+	}
+	q += ` WHERE id = $1 AND lease_token = $2 AND state = 'pending'`
+	tag, err := s.queue.Exec(ctx, q, append([]any{c.Delivery.ID, c.Lease}, args...)...)
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var one int
+	err = s.pool.QueryRow(ctx, `SELECT 1 FROM deliveries WHERE id = $1`, c.Delivery.ID).Scan(&one)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("postgres: %s: delivery %d: %w", op, c.Delivery.ID, crmhook.ErrNotFound)
+	case err != nil:
+		return s.fail(ctx, op, err)
+	}
+	return fmt.Errorf("postgres: %s: delivery %d: %w", op, c.Delivery.ID, crmhook.ErrLeaseLost)
+}
+
+// notify wakes every replica's subscribers. Best effort: a lost wake-up
+// costs one poll interval.
+func (s *Store) notify(ctx context.Context) {
+	_, _ = s.queue.Exec(ctx, `SELECT pg_notify($1, '')`, s.channel)
+}
+
+func truncateError(s string) string {
+	if len(s) <= maxLastError {
+		return s
+	}
+	s = s[:maxLastError]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Replay makes the selected delivered or dead deliveries pending again, due
+// now, attempts reset; pending deliveries are never selected. A zero Limit
+// replays all that match.
+func (s *Store) Replay(ctx context.Context, f crmhook.DeliveryFilter) (int, error) {
+	if err := s.checkOpen("replay"); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	w := &where{args: []any{now}}
+	deliveryWhere(w, f)
+	w.add(`state IN ('delivered', 'dead')`)
+	q := `UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1,
+			delivered_at = NULL, leased_until = NULL, lease_token = NULL, lease_owner = NULL
+		WHERE id IN (SELECT id FROM deliveries WHERE ` + w.String() + ` ORDER BY id`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + w.arg(f.Limit)
+	}
+	q += `)`
+	tag, err := s.pool.Exec(ctx, q, w.args...)
+	if err != nil {
+		return 0, s.fail(ctx, "replay", err)
+	}
+	if tag.RowsAffected() > 0 {
+		s.notify(ctx)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// where builds a WHERE clause with numbered parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// arg adds a parameter and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+func (w *where) add(cond string) { w.conds = append(w.conds, cond) }
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return "true"
+	}
+	return strings.Join(w.conds, " AND ")
+}
+
+// deliveryWhere turns a filter into conditions on deliveries. Since is
+// inclusive and Until exclusive, both on CreatedAt.
+func deliveryWhere(w *where, f crmhook.DeliveryFilter) {
+	if f.State != "" {
+		w.add("state = " + w.arg(string(f.State)))
+	}
+	if f.Sink != "" {
+		w.add("sink = " + w.arg(f.Sink))
+	}
+	if f.EventID != "" {
+		w.add("event_id = " + w.arg(f.EventID))
+	}
+	if f.Source != "" {
+		w.add("event_id IN (SELECT id FROM events WHERE source = " + w.arg(f.Source) + ")")
+	}
+	if !f.Since.IsZero() {
+		w.add("created_at >= " + w.arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < " + w.arg(f.Until))
+	}
+}
+
+// Reject keeps a rejection. An empty Event.ID gets a fresh one (the id the
+// event keeps when released), a zero RejectedAt the store's now. ReleasedAt
+// is ignored: a rejection starts unreleased.
+func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) {
+	if err := s.checkOpen("reject"); err != nil {
+		return 0, err
+	}
+	ev := r.Event
+	if ev.ID == "" {
+		ev.ID = crmhook.NewEventID()
+	}
+	if r.RejectedAt.IsZero() {
+		r.RejectedAt = s.now()
+	}
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = r.RejectedAt
+	}
+	payload := []byte(ev.Payload)
+	if payload == nil {
+		payload = []byte{}
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO rejections
+		(event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload, reason, rejected_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		ev.ID, ev.Source, string(ev.Provider), ev.Type, ev.DedupeKey, nullTime(ev.OccurredAt),
+		ev.ReceivedAt, payload, r.Reason, r.RejectedAt).Scan(&id)
+	if err != nil {
+		return 0, s.fail(ctx, "reject", err)
+	}
+	return id, nil
+}
