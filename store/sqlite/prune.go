@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"time"
 
 	"github.com/crmhook/crmhook"
 )
@@ -23,7 +24,7 @@ func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
 	if !p.DeliveredBefore.IsZero() {
 		before := p.DeliveredBefore.UnixMicro()
 		for {
-			res, err := s.writeDB.ExecContext(ctx, `DELETE FROM events WHERE id IN (
+			n, err := s.pruneChunk(ctx, "prune events", `DELETE FROM events WHERE id IN (
 				SELECT e.id FROM events e
 				WHERE e.received_at < ?1
 					AND NOT EXISTS (
@@ -32,11 +33,7 @@ func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
 							AND (d.state <> 'delivered' OR d.delivered_at IS NULL OR d.delivered_at >= ?1))
 				LIMIT ?2)`, before, pruneChunk)
 			if err != nil {
-				return removed, s.fail(ctx, "prune events", err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return removed, s.fail(ctx, "prune events", err)
+				return removed, err
 			}
 			removed += int(n)
 			if n < pruneChunk {
@@ -46,14 +43,10 @@ func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
 	}
 	if !p.Now.IsZero() {
 		for {
-			res, err := s.writeDB.ExecContext(ctx, `DELETE FROM dedupe_keys WHERE key IN (
+			n, err := s.pruneChunk(ctx, "prune dedupe keys", `DELETE FROM dedupe_keys WHERE key IN (
 				SELECT key FROM dedupe_keys WHERE expires_at < ? LIMIT ?)`, p.Now.UnixMicro(), pruneChunk)
 			if err != nil {
-				return removed, s.fail(ctx, "prune dedupe keys", err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return removed, s.fail(ctx, "prune dedupe keys", err)
+				return removed, err
 			}
 			if n < pruneChunk {
 				break
@@ -61,4 +54,20 @@ func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
 		}
 	}
 	return removed, nil
+}
+
+// pruneChunk runs one pruning statement through the writer and returns how
+// many rows it removed.
+func (s *Store) pruneChunk(ctx context.Context, op, q string, args ...any) (int64, error) {
+	var n int64
+	err := s.do(ctx, &writeOp{name: op, durable: true,
+		run: func(ctx context.Context, tx *groupTx, _ time.Time) error {
+			res, err := tx.ExecContext(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		}})
+	return n, err
 }

@@ -1,11 +1,12 @@
 // Package sqlite is crmhook's embedded default store: one SQLite file in WAL
 // mode with synchronous=FULL, through the pure Go driver modernc.org/sqlite.
 //
-// Every write goes through one connection. Inserts go further through one
-// writer goroutine that commits them in groups: it takes the first waiting
-// insert, drains the ones already queued behind it (never waiting for more),
-// runs them all in one transaction with a savepoint per event, commits (one
-// fsync) and answers every caller. That is how a receiver that answers 2xx
+// Every write goes through one connection and one writer goroutine that
+// commits them in groups: it takes the first waiting write (an insert, a
+// claim, a delivery's outcome…), drains the ones already queued behind it
+// (never waiting for more), runs them all in one transaction with a
+// savepoint per multi-statement write, commits (one fsync) and answers every
+// caller. That is how a receiver that answers 2xx
 // only after a durable commit stays fast. Reads use a separate pool, which WAL
 // lets run beside the writer.
 package sqlite
@@ -32,7 +33,8 @@ type Config struct {
 	// Path is the database file. Its parent directory is created (0700) and
 	// so is the file (0600) when missing. Required.
 	Path string
-	// BatchMax is the most inserts one commit carries. Default 128.
+	// BatchMax is the most writes (inserts, claims, outcomes…) one commit
+	// carries. Default 128.
 	BatchMax int
 	// BusyTimeout is how long a statement waits for a lock another process
 	// holds (a CLI on the same file, say). Default 5s.
@@ -41,8 +43,8 @@ type Config struct {
 	MaxReadConns int
 	// Now is the store's clock: due-ness, leases, dedupe windows. Default time.Now.
 	Now func() time.Time
-	// OnCommit, when set, is called after every group commit with the
-	// number of inserts it carried and how long the transaction took (for
+	// OnCommit, when set, is called after every group commit that carried
+	// inserts, with the number of inserts and how long the transaction took (for
 	// metrics). It runs on the writer goroutine: keep it fast.
 	OnCommit func(batch int, took time.Duration)
 }
@@ -90,10 +92,10 @@ type Store struct {
 	writeDB *sql.DB // exactly one connection: every write is serialized on it
 	readDB  *sql.DB // query_only connections
 
-	inserts    chan *insertRequest // unbuffered: "queued" means a caller blocked sending
-	queued     atomic.Int64        // callers blocked sending on inserts (tests watch it)
-	closing    chan struct{}       // closed by Close
-	writerDone chan struct{}       // closed when the writer goroutine has returned
+	writes     chan *writeOp // unbuffered: "queued" means a caller blocked sending
+	queued     atomic.Int64  // callers blocked sending on writes (tests watch it)
+	closing    chan struct{} // closed by Close
+	writerDone chan struct{} // closed when the writer goroutine has returned
 	closed     atomic.Bool
 	closeOnce  sync.Once
 
@@ -101,6 +103,11 @@ type Store struct {
 	committedIns atomic.Int64
 
 	stmts writeStmts
+	// claimEventsStmt reads claimed deliveries' events on the read pool.
+	claimEventsStmt *sql.Stmt
+	// syncLevel is the write connection's synchronous pragma as the writer
+	// last set it. Only the writer goroutine touches it.
+	syncLevel string
 }
 
 var _ crmhook.Store = (*Store)(nil)
@@ -142,7 +149,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg:        cfg,
 		writeDB:    writeDB,
 		readDB:     readDB,
-		inserts:    make(chan *insertRequest),
+		writes:     make(chan *writeOp),
+		syncLevel:  "FULL", // the DSN's
 		closing:    make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -150,6 +158,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		writeDB.Close()
 		readDB.Close()
 		return nil, err
+	}
+	s.claimEventsStmt, err = readDB.PrepareContext(ctx,
+		`SELECT `+eventColumns+` FROM events WHERE id IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		s.stmts.close()
+		writeDB.Close()
+		readDB.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	go s.runWriter()
 	return s, nil
@@ -215,6 +231,14 @@ func dsn(cfg Config, readOnly bool) string {
 		// opened first, sets it.
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(FULL)")
+		// Savepoints and statements that may abort copy the pages they
+		// change into a sub-journal; in a temporary file that is a write
+		// syscall per page, in memory a copy. It never needs to survive a
+		// crash: the WAL is what makes a commit durable.
+		q.Add("_pragma", "temp_store(MEMORY)")
+		// 16 MiB of page cache (default 2 MiB) keeps the indexes the
+		// writer walks on every insert and claim in memory.
+		q.Add("_pragma", "cache_size(-16384)")
 		// Writers take the write lock when they begin, so a transaction
 		// never fails half-way to upgrade its lock.
 		q.Set("_txlock", "immediate")
@@ -222,8 +246,8 @@ func dsn(cfg Config, readOnly bool) string {
 	return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
 }
 
-// CommitStats reports how many group commits the writer made and how many
-// inserts they carried.
+// CommitStats reports how many group commits the writer made (for every
+// kind of write) and how many inserts they carried.
 func (s *Store) CommitStats() (commits, inserts int64) {
 	return s.commits.Load(), s.committedIns.Load()
 }
@@ -241,7 +265,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close stops taking calls, lets the writer finish the commit it is making,
-// answers queued inserts with crmhook.ErrClosed and closes the database.
+// answers queued writes with crmhook.ErrClosed and closes the database.
 // Calls after Close fail with crmhook.ErrClosed. A second Close returns nil.
 func (s *Store) Close() error {
 	var err error
@@ -249,7 +273,7 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		close(s.closing)
 		<-s.writerDone
-		err = errors.Join(s.stmts.close(), s.writeDB.Close(), s.readDB.Close())
+		err = errors.Join(s.stmts.close(), s.claimEventsStmt.Close(), s.writeDB.Close(), s.readDB.Close())
 		if err != nil {
 			err = fmt.Errorf("sqlite: close: %w", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,7 @@ func TestPragmas(t *testing.T) {
 		"foreign_keys": "1",
 		"busy_timeout": "1500",
 		"query_only":   "0",
+		"temp_store":   "2", // MEMORY: savepoints journal pages in memory
 	} {
 		if got := pragma(s.writeDB, name); got != want {
 			t.Errorf("write connection: PRAGMA %s = %s, want %s", name, got, want)
@@ -117,6 +119,152 @@ func TestPragmas(t *testing.T) {
 		if got := pragma(s.readDB, name); got != want {
 			t.Errorf("read connection: PRAGMA %s = %s, want %s", name, got, want)
 		}
+	}
+}
+
+// syncPragma reads the write connection's synchronous level once the
+// writer has given the connection back.
+func syncPragma(t *testing.T, s *Store) string {
+	t.Helper()
+	var v string
+	if err := s.writeDB.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&v); err != nil {
+		t.Fatalf("PRAGMA synchronous: %v", err)
+	}
+	return v
+}
+
+func TestQueueWritesSkipFsyncInsertsDoNot(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncPragma(t, s); got != "2" {
+		t.Fatalf("after an insert: synchronous = %s, want 2 (FULL)", got)
+	}
+	cs, err := s.Claim(ctx, crmhook.ClaimParams{Limit: 1, Lease: time.Minute})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("Claim = %d, %v", len(cs), err)
+	}
+	if got := syncPragma(t, s); got != "1" {
+		t.Errorf("after a claim alone: synchronous = %s, want 1 (NORMAL)", got)
+	}
+	if err := s.Complete(ctx, cs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncPragma(t, s); got != "1" {
+		t.Errorf("after a complete alone: synchronous = %s, want 1 (NORMAL)", got)
+	}
+	if _, err := s.Reject(ctx, crmhook.Rejection{Event: testEvent().Event, Reason: "too old"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncPragma(t, s); got != "2" {
+		t.Errorf("after a rejection: synchronous = %s, want 2 (FULL)", got)
+	}
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncPragma(t, s); got != "2" {
+		t.Errorf("after an insert: synchronous = %s, want 2 (FULL)", got)
+	}
+}
+
+func TestClaimsAndOutcomesShareTheInsertsCommit(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.Claim(ctx, crmhook.ClaimParams{Limit: 1, Lease: time.Minute})
+	if err != nil || len(held) != 1 {
+		t.Fatalf("Claim = %d, %v", len(held), err)
+	}
+	commitsBefore, _ := s.CommitStats()
+
+	release := holdWriter(t, s)
+	waitsBefore := s.writeDB.Stats().WaitCount
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+			t.Errorf("Insert: %v", err)
+		}
+	})
+	// The writer takes the insert first and waits for the connection.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.writeDB.Stats().WaitCount == waitsBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never waited for the held connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var claimed []crmhook.Claim
+	wg.Go(func() {
+		var err error
+		if claimed, err = s.Claim(ctx, crmhook.ClaimParams{Limit: 5, Lease: time.Minute}); err != nil {
+			t.Errorf("Claim: %v", err)
+		}
+	})
+	wg.Go(func() {
+		if err := s.Complete(ctx, held[0]); err != nil {
+			t.Errorf("Complete: %v", err)
+		}
+	})
+	wg.Go(func() {
+		bogus := held[0]
+		bogus.Lease = "not-the-lease"
+		if err := s.Retry(ctx, bogus, time.Now(), "x"); !errors.Is(err, crmhook.ErrLeaseLost) {
+			t.Errorf("Retry with a wrong lease: %v, want ErrLeaseLost", err)
+		}
+	})
+	waitQueued(t, s, 3)
+	release()
+	wg.Wait()
+
+	if commits, _ := s.CommitStats(); commits != commitsBefore+1 {
+		t.Errorf("an insert, a claim and two outcomes took %d commits, want 1", commits-commitsBefore)
+	}
+	// The claim ran in the insert's transaction, after it: it sees the
+	// inserted delivery besides the unleased old one, and finds each event
+	// on the read pool.
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %d deliveries, want the 2 pending unleased ones", len(claimed))
+	}
+	for _, c := range claimed {
+		if len(c.Event.Payload) == 0 || c.Event.ID != c.Delivery.EventID {
+			t.Errorf("claim came without its event: %+v", c.Event)
+		}
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Pending != 2 {
+		t.Errorf("Stats = %+v, %v; want 2 pending (one delivered)", st, err)
+	}
+	if got := syncPragma(t, s); got != "2" {
+		t.Errorf("a group with an insert: synchronous = %s, want 2 (FULL)", got)
+	}
+}
+
+func TestClaimLimitsVary(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	for range 20 {
+		if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One prepared statement serves every limit (see claimSQL).
+	total := 0
+	for _, limit := range []int{3, 1, 7, 2, 5, 10} {
+		cs, err := s.Claim(ctx, crmhook.ClaimParams{Limit: limit, Lease: time.Minute, Sinks: []string{"sink-a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(limit, 20-total)
+		if len(cs) != want {
+			t.Errorf("Claim with Limit %d = %d claims, want %d", limit, len(cs), want)
+		}
+		total += len(cs)
 	}
 }
 
@@ -615,5 +763,47 @@ func reportCommits(b *testing.B, s *Store) {
 	commits, inserts := s.CommitStats()
 	if commits > 0 {
 		b.ReportMetric(float64(inserts)/float64(commits), "inserts/commit")
+	}
+}
+
+// BenchmarkClaimComplete is the dispatcher's side of the writer: claim eight
+// deliveries of one sink, complete them, from a queue kept a few thousand deep.
+func BenchmarkClaimComplete(b *testing.B) {
+	s := openTest(b, Config{})
+	ctx := context.Background()
+	fill := func(n int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	fill(4000)
+	b.ResetTimer()
+	for b.Loop() {
+		cs, err := s.Claim(ctx, crmhook.ClaimParams{Limit: 8 + rand.IntN(24), Lease: time.Minute, Sinks: []string{"sink-a"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(cs) == 0 {
+			b.StopTimer()
+			fill(4000)
+			b.StartTimer()
+			continue
+		}
+		var wg sync.WaitGroup
+		for _, c := range cs {
+			wg.Go(func() {
+				if err := s.Complete(ctx, c); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		fill(len(cs)) // what the receiver adds meanwhile
 	}
 }

@@ -1,0 +1,295 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/crmhook/crmhook"
+)
+
+// writeOp is one write waiting for the writer goroutine: an insert, a
+// rejection, a claim, the outcome of a delivery, a replay, a prune chunk.
+type writeOp struct {
+	ctx  context.Context // the caller's: a request whose caller left is skipped
+	name string          // the error label ("insert", "claim", …)
+	// durable says the caller must not hear back before the commit is on
+	// disk (fsync). See commitGroup for which writes can do without.
+	durable bool
+	// insert counts the op in CommitStats and OnCommit.
+	insert bool
+	// multi says run issues more than one writing statement, so that in a
+	// shared transaction it needs a savepoint to fail alone. A single
+	// statement that fails is undone by SQLite itself, the transaction
+	// going on.
+	multi bool
+	// run does the work in the group's transaction; it keeps its results in
+	// its closure, which the caller reads after done.
+	run  func(ctx context.Context, tx *groupTx, now time.Time) error
+	done chan error
+}
+
+// do hands op to the writer and waits for its answer. If ctx ends while the
+// writer has op, the call returns ctx's error though op may still commit: at
+// least once, the provider's retry then meets the dedupe key, and a claim
+// nobody received runs out its lease.
+func (s *Store) do(ctx context.Context, op *writeOp) error {
+	if err := s.checkOpen(op.name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op.name, err)
+	}
+	op.ctx = ctx
+	op.done = make(chan error, 1)
+	s.queued.Add(1)
+	select {
+	case s.writes <- op:
+	case <-s.closing:
+		s.queued.Add(-1)
+		return fmt.Errorf("sqlite: %s: %w", op.name, crmhook.ErrClosed)
+	case <-ctx.Done():
+		s.queued.Add(-1)
+		return fmt.Errorf("sqlite: %s: %w", op.name, ctx.Err())
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: %s: %w", op.name, ctx.Err())
+	}
+}
+
+// runWriter is the writer goroutine: one group commit at a time until Close.
+func (s *Store) runWriter() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case first := <-s.writes:
+			s.queued.Add(-1)
+			s.commitGroup(first)
+		case <-s.closing:
+			for {
+				select {
+				case op := <-s.writes:
+					s.queued.Add(-1)
+					op.done <- fmt.Errorf("sqlite: %s: %w", op.name, crmhook.ErrClosed)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// commitGroup runs first and the writes already queued behind it (up to
+// BatchMax in all) in one transaction, commits once and answers everyone:
+// group commit for every write, so that the dispatcher's claims and outcomes
+// share the fsync of the receiver's inserts instead of each paying their own.
+// Each op that needs it runs in its own savepoint, so that a bad one fails
+// alone. A failure of the store itself (I/O, disk full, read-only) fails the
+// whole group.
+//
+// Durability: inserts and rejections (and replays) are committed with
+// synchronous=FULL, the WAL fsynced before any caller hears back, because a
+// 2xx promises the event is on disk. A group holding only queue-state writes
+// (claim, complete, retry, kill, release) commits with synchronous=NORMAL: in
+// WAL mode that skips the fsync, and a process crash still loses nothing
+// (the WAL write is in the OS before COMMIT returns); only a power loss or
+// OS crash can lose such a commit, and losing a "delivered" mark (or a claim,
+// retry, kill or release) means a redelivery, which at-least-once allows.
+// The next FULL commit fsyncs the WAL, and with it every frame before it.
+func (s *Store) commitGroup(first *writeOp) {
+	// The transaction is the writer's, not any caller's: one caller giving
+	// up must not roll back the others' writes.
+	ctx := context.Background()
+	start := time.Now()
+	group := []*writeOp{first}
+	var errs []error
+
+	// answer answers everyone: with their own result, or with groupErr when
+	// the group failed.
+	answer := func(groupErr error) {
+		for i, op := range group {
+			err := groupErr
+			if groupErr == nil && i < len(errs) {
+				err = errs[i]
+			}
+			op.done <- err
+		}
+	}
+	label := func() string {
+		if first.name == "insert" || len(group) == 1 {
+			return first.name
+		}
+		return "write"
+	}
+
+	conn, err := s.writeDB.Conn(ctx)
+	if err != nil {
+		answer(s.failTx(ctx, label()+": connect", err))
+		return
+	}
+	defer conn.Close()
+	// Drain once the connection is ours, not before: whoever queued while
+	// the writer waited for it rides along.
+drain:
+	for len(group) < s.cfg.BatchMax {
+		select {
+		case op := <-s.writes:
+			s.queued.Add(-1)
+			group = append(group, op)
+		default:
+			break drain
+		}
+	}
+
+	durable, inserts := false, 0
+	for _, op := range group {
+		durable = durable || op.durable
+		if op.insert {
+			inserts++
+		}
+	}
+	// The safety level may not change inside a transaction, so it is set
+	// before BEGIN, and only when it differs from the last group's.
+	if s.syncLevel != syncLevel(durable) {
+		if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = "+syncLevel(durable)); err != nil {
+			s.syncLevel = "" // unknown: set it again next time
+			answer(s.failTx(ctx, label()+": synchronous", err))
+			return
+		}
+		s.syncLevel = syncLevel(durable)
+	}
+
+	now := s.now()
+	// Savepoints cost: three more statements per op, and a copy of every
+	// page the op changes. Failing ops are rare (a caller reusing an event
+	// id, releasing a rejection twice), so the group first runs without
+	// them; only if a multi-statement op fails half-way is the transaction
+	// rolled back and the group run again, each such op in its savepoint.
+	// A lone op never needs one: if it fails, its transaction is rolled back.
+	tx, errs, redo, err := s.runGroup(ctx, conn, group, now, false)
+	if err == nil && redo {
+		tx.Rollback()
+		tx, errs, _, err = s.runGroup(ctx, conn, group, now, true)
+	}
+	if err != nil {
+		answer(err)
+		return
+	}
+	if len(group) == 1 && errs[0] != nil {
+		tx.Rollback()
+		answer(errs[0])
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		answer(s.failTx(ctx, label()+": commit", err))
+		return
+	}
+	took := time.Since(start)
+	s.commits.Add(1)
+	s.committedIns.Add(int64(inserts))
+	if s.cfg.OnCommit != nil && inserts > 0 {
+		s.cfg.OnCommit(inserts, took)
+	}
+	answer(nil)
+}
+
+// runGroup begins a transaction on conn and runs the group's ops in it,
+// each multi-statement op in a savepoint when savepoints is set. It returns
+// the transaction, still open, with each op's error. redo reports that,
+// without savepoints, an op failed after it may have written: the
+// transaction must be rolled back and the group run again with them. err is
+// a failure of the store, which fails the whole group; the transaction is
+// then rolled back already.
+func (s *Store) runGroup(ctx context.Context, conn *sql.Conn, group []*writeOp, now time.Time, savepoints bool) (tx *groupTx, errs []error, redo bool, err error) {
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		name := group[0].name
+		if len(group) > 1 {
+			name = "write"
+		}
+		return nil, nil, false, s.failTx(ctx, name+": begin", err)
+	}
+	tx = &groupTx{Tx: sqlTx}
+	alone := len(group) == 1
+	errs = make([]error, 0, len(group))
+	for _, op := range group {
+		if err := op.ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("sqlite: %s: %w", op.name, err))
+			continue
+		}
+		var err error
+		if savepoints && op.multi && !alone {
+			err = s.runInSavepoint(ctx, tx, op, now)
+		} else {
+			err = op.run(ctx, tx, now)
+		}
+		if err != nil {
+			err = s.fail(ctx, op.name, err)
+			if isUnavailable(err) {
+				tx.Rollback()
+				return nil, nil, false, err
+			}
+			if !savepoints && op.multi && !alone {
+				return tx, nil, true, nil
+			}
+		}
+		errs = append(errs, err)
+	}
+	return tx, errs, false, nil
+}
+
+// groupTx is a group's transaction with its statements bound to it once,
+// not once per op (binding costs a lock and allocations in database/sql).
+type groupTx struct {
+	*sql.Tx
+	bound map[*sql.Stmt]*sql.Stmt
+}
+
+func (tx *groupTx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if b, ok := tx.bound[st]; ok {
+		return b
+	}
+	if tx.bound == nil {
+		tx.bound = make(map[*sql.Stmt]*sql.Stmt, 8)
+	}
+	b := tx.Tx.StmtContext(ctx, st)
+	tx.bound[st] = b
+	return b
+}
+
+func syncLevel(durable bool) string {
+	if durable {
+		return "FULL"
+	}
+	return "NORMAL"
+}
+
+// runInSavepoint runs op inside a savepoint of tx. A failure of the
+// savepoint statements themselves means the transaction is gone, which
+// fails the group.
+func (s *Store) runInSavepoint(ctx context.Context, tx *groupTx, op *writeOp, now time.Time) error {
+	broken := func(err error) error { return fmt.Errorf("savepoint: %w: %w", crmhook.ErrUnavailable, err) }
+	if _, err := tx.stmt(ctx, s.stmts.savepoint).ExecContext(ctx); err != nil {
+		return broken(err)
+	}
+	err := op.run(ctx, tx, now)
+	if err != nil {
+		if !isAboutRequest(err) && !isSorted(err) {
+			// The store failed (disk full, I/O): SQLite may have rolled the
+			// whole transaction back already, and the group fails anyway.
+			return err
+		}
+		if _, rbErr := tx.stmt(ctx, s.stmts.rollbackTo).ExecContext(ctx); rbErr != nil {
+			return broken(errors.Join(err, rbErr))
+		}
+	}
+	if _, relErr := tx.stmt(ctx, s.stmts.release).ExecContext(ctx); relErr != nil {
+		return broken(relErr)
+	}
+	return err
+}
