@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/apiclient"
 )
 
 // DefaultBaseURL is Affinity's API V1 root.
@@ -48,7 +49,7 @@ type Client struct {
 	userAgent  string
 	maxRetries int
 	backoff    backoffPolicy
-	scrub      *scrubber
+	scrub      *apiclient.Redactor
 
 	// Seams for tests: the clock (Retry-After dates), the wait between
 	// attempts and the jitter source.
@@ -232,95 +233,65 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 	u.Path = c.baseURL.Path + path
 	target := u.String()
 
-	retries := 0
+	retrier := apiclient.Retrier{
+		Backoff:   apiclient.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
+		Retryable: retryableStatus,
+		Now:       c.now,
+		Sleep:     c.sleep,
+		Jitter:    c.jitter,
+	}
 	if method == http.MethodGet || method == http.MethodHead {
-		retries = c.maxRetries
+		retrier.MaxRetries = c.maxRetries
 	}
-	for attempt := 0; ; attempt++ {
-		resp, body, err := c.send(ctx, method, target, payload)
-		if err != nil && resp == nil {
-			// No answer: a network error, or our own context ending.
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, ctxErr
-			}
-			if attempt >= retries {
-				return nil, c.scrub.wrap(err)
-			}
-			if werr := c.sleep(ctx, c.backoffFor(attempt)); werr != nil {
-				return nil, werr
-			}
-			continue
-		}
-		r := newResponse(resp)
-		if err != nil {
-			return r, err // an answer we could not read whole
-		}
-		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			if out != nil && method != http.MethodHead {
-				if err := decodeJSON(resp, body, out); err != nil {
-					return r, err
-				}
-			}
-			return r, nil
-		}
-		apiErr := newAPIError(resp, body, c.scrub, c.now())
-		if attempt >= retries || !retryableStatus(resp.StatusCode) {
-			return r, apiErr
-		}
-		wait := apiErr.RetryAfter
-		if wait == 0 {
-			wait = c.backoffFor(attempt)
-		}
-		if wait > c.backoff.cap {
-			return r, apiErr // asked to wait longer than we are allowed to
-		}
-		if werr := c.sleep(ctx, wait); werr != nil {
-			return r, werr
+	ans, err := retrier.Do(ctx, func(ctx context.Context) (*http.Response, []byte, error) {
+		return c.send(ctx, method, target, payload)
+	})
+	if ans == nil {
+		return nil, err
+	}
+	r := newResponse(ans.Response)
+	if err != nil {
+		return r, err // an answer we could not read whole, or a wait cut short
+	}
+	if !ans.OK() {
+		return r, newAPIError(ans.Response, ans.Body, c.scrub, ans.RetryAfter)
+	}
+	if out != nil && method != http.MethodHead {
+		if err := decodeJSON(ans.Response, ans.Body, out); err != nil {
+			return r, err
 		}
 	}
+	return r, nil
 }
 
 // send makes one HTTP exchange and reads the whole (bounded) body. A nil
 // response with an error means no usable answer arrived (worth a retry for
-// reads); a response with an error is an answer too large to keep.
+// reads), its text scrubbed of the key; a response with an error is an
+// answer too large to keep.
 func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	req, err := apiclient.NewRequest(ctx, method, target, payload, c.userAgent)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, c.scrub.Wrap(err)
 	}
 	if c.bearer {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	} else {
 		req.SetBasicAuth("", c.apiKey)
 	}
-	req.Header.Set("Accept", "application/json")
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, c.scrub.Wrap(err)
 	}
 	defer resp.Body.Close()
 	limit := int64(maxSuccessBody)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		limit = maxErrorBody
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, over, err := apiclient.ReadBounded(resp.Body, limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read response: %w", err)
+		return nil, nil, c.scrub.Wrap(err)
 	}
-	if int64(len(data)) > limit {
-		if limit == maxErrorBody {
-			return resp, data[:limit], nil // an error body only feeds a message
-		}
+	if over && limit != maxErrorBody { // an error body only feeds a message
 		return resp, nil, kindErrorf(ErrUnexpectedResponse, "unexpected response: %d answer is over %d bytes", resp.StatusCode, limit)
 	}
 	return resp, data, nil
@@ -328,12 +299,7 @@ func (c *Client) send(ctx context.Context, method, target string, payload []byte
 
 // backoffFor is the full-jitter wait before retry attempt+1.
 func (c *Client) backoffFor(attempt int) time.Duration {
-	ceiling := c.backoff.base
-	for i := 0; i < attempt && ceiling < c.backoff.cap; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, c.backoff.cap)
-	return time.Duration(c.jitter(int64(ceiling) + 1))
+	return apiclient.Backoff{Base: c.backoff.base, Cap: c.backoff.cap}.Wait(attempt, c.jitter)
 }
 
 // retryableStatus: rate limits and transient server failures. 501 and 505
@@ -371,16 +337,5 @@ func decodeJSON(resp *http.Response, body []byte, out any) error {
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error { return apiclient.Sleep(ctx, d) }

@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
+
+	"github.com/crmhook/crmhook/internal/dispatch"
 )
 
 // Dispatch has the same shape as the attio package's, so one habit serves
@@ -21,14 +22,13 @@ var ErrNoHandler = errors.New("affinity: no handler for event")
 // Registry maps event types to the Go type their bodies decode into. It is
 // safe for concurrent use.
 type Registry struct {
-	mu       sync.RWMutex
-	decoders map[EventType]func(*Event) (any, error)
+	core dispatch.Registry[EventType, Event]
 }
 
 // NewRegistry returns a registry that knows the 29 event types of
 // EventTypes and sample.webhook.
 func NewRegistry() *Registry {
-	r := &Registry{decoders: map[EventType]func(*Event) (any, error){}}
+	r := &Registry{}
 	Register[Organization](r, OrganizationCreated, OrganizationUpdated, OrganizationDeleted)
 	Register[OrganizationMerge](r, OrganizationMerged)
 	Register[Person](r, PersonCreated, PersonUpdated, PersonDeleted)
@@ -52,17 +52,7 @@ var DefaultRegistry = NewRegistry()
 // any earlier registration. Use it for event types Affinity adds before
 // this package knows them, or for your own richer structs.
 func Register[T any](r *Registry, types ...EventType) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, t := range types {
-		r.decoders[t] = func(ev *Event) (any, error) {
-			v, err := decodeBody[T](ev)
-			if err != nil {
-				return nil, err
-			}
-			return &v, nil
-		}
-	}
+	r.core.Set(dispatch.Boxed(decodeBody[T]), types...)
 }
 
 // Decode returns the event's body decoded into its registered type (a
@@ -72,9 +62,7 @@ func (r *Registry) Decode(ev *Event) (any, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: nil event", ErrInvalidPayload)
 	}
-	r.mu.RLock()
-	dec, ok := r.decoders[ev.Type]
-	r.mu.RUnlock()
+	dec, ok := r.core.Lookup(ev.Type)
 	if !ok {
 		return ev.Body, nil
 	}
@@ -116,9 +104,7 @@ func decodeErrorText(err error) string {
 // for concurrent use.
 type Router struct {
 	registry *Registry
-	mu       sync.RWMutex
-	handlers map[EventType]func(context.Context, *Event) error
-	fallback func(context.Context, *Event) error
+	core     dispatch.Router[EventType, Event]
 }
 
 // RouterOption configures a Router.
@@ -131,7 +117,7 @@ func WithRegistry(reg *Registry) RouterOption {
 
 // NewRouter returns an empty router.
 func NewRouter(opts ...RouterOption) *Router {
-	r := &Router{registry: DefaultRegistry, handlers: map[EventType]func(context.Context, *Event) error{}}
+	r := &Router{registry: DefaultRegistry}
 	for _, o := range opts {
 		o(r)
 	}
@@ -148,33 +134,16 @@ func NewRouter(opts ...RouterOption) *Router {
 // for an unregistered type). A decode failure is returned by Dispatch,
 // wrapping ErrParse, and h is not called.
 func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, body T) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.handlers[t] = func(ctx context.Context, ev *Event) error {
-		var body T
-		if _, isAny := any(&body).(*any); isAny {
-			v, err := r.registry.Decode(ev)
-			if err != nil {
-				return err
-			}
-			body = v.(T)
-		} else {
-			v, err := decodeBody[T](ev)
-			if err != nil {
-				return err
-			}
-			body = v
-		}
-		return h(ctx, ev, body)
-	}
+	r.core.Handle(t, dispatch.Typed(r.decodeAny, decodeBody[T], h))
 }
+
+// decodeAny is what On[any] handlers receive: the registry's decoding.
+func (r *Router) decodeAny(ev *Event) (any, error) { return r.registry.Decode(ev) }
 
 // Fallback sets the handler for events no On handler takes: unknown types,
 // and known ones nobody registered for.
 func (r *Router) Fallback(h func(ctx context.Context, ev *Event) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fallback = h
+	r.core.SetFallback(h)
 }
 
 // Dispatch runs the handler for ev.Type, else the fallback. With neither it
@@ -184,16 +153,8 @@ func (r *Router) Dispatch(ctx context.Context, ev *Event) error {
 	if ev == nil {
 		return fmt.Errorf("%w: nil event", ErrInvalidPayload)
 	}
-	r.mu.RLock()
-	h, ok := r.handlers[ev.Type]
-	fb := r.fallback
-	r.mu.RUnlock()
-	switch {
-	case ok:
+	if h := r.core.Route(ev.Type); h != nil {
 		return h(ctx, ev)
-	case fb != nil:
-		return fb(ctx, ev)
-	default:
-		return fmt.Errorf("%w %s", ErrNoHandler, quoteEnvelopeKey(string(ev.Type)))
 	}
+	return fmt.Errorf("%w %s", ErrNoHandler, quoteEnvelopeKey(string(ev.Type)))
 }

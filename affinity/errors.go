@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/crmhook/crmhook/internal/apiclient"
 )
 
 // Sentinels matched by *APIError through errors.Is, so callers branch on the
@@ -150,24 +151,16 @@ const (
 
 // newAPIError builds the error for a non-2xx answer. The key is scrubbed from
 // everything kept, in case a proxy or debug page echoes the request back.
-func newAPIError(resp *http.Response, body []byte, s *scrubber, now time.Time) *APIError {
+func newAPIError(resp *http.Response, body []byte, s *apiclient.Redactor, retryAfter time.Duration) *APIError {
 	e := &APIError{
 		StatusCode: resp.StatusCode,
-		RequestID:  oneLine(s.key(resp.Header.Get("X-Request-Id")), 128),
+		RequestID:  oneLine(s.Secrets(resp.Header.Get("X-Request-Id")), 128),
 		Response:   resp,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), now),
+		RetryAfter: retryAfter,
 	}
-	scrubbed := s.all(strings.ToValidUTF8(string(body), ""))
-	e.Body = truncateUTF8(scrubbed, maxBodySnippet)
-	e.Message = oneLine(s.key(errorMessage(body)), maxMessageChars)
-	if e.Message == "" {
-		switch text := oneLine(e.Body, maxMessageChars); {
-		case text == "":
-			e.Message = "empty response body"
-		default:
-			e.Message = "unexpected response: " + text
-		}
-	}
+	scrubbed := s.All(strings.ToValidUTF8(string(body), ""))
+	e.Body = apiclient.Snippet([]byte(scrubbed), maxBodySnippet)
+	e.Message = apiclient.MessageOr(oneLine(s.Secrets(errorMessage(body)), maxMessageChars), e.Body, maxMessageChars)
 	return e
 }
 
@@ -225,106 +218,20 @@ func looksLikeHTML(s string) bool {
 	return strings.HasPrefix(l, "<!doctype html") || strings.HasPrefix(l, "<html")
 }
 
-// parseRetryAfter reads Retry-After as delay-seconds or an HTTP date. Past
-// dates and junk give zero.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
+// newScrubber returns the redactor for the API key in every form a request
+// carries it: as is (Bearer) and as the Basic credentials ":key" in base64.
+func newScrubber(key string) *apiclient.Redactor {
+	if key == "" {
+		return apiclient.NewRedactor()
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		const maxSecs = int64(24 * time.Hour / time.Second) // anything longer is nonsense
-		return time.Duration(min(secs, maxSecs)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// scrubber removes the API key, in every form a request carries it, from
-// text kept in errors.
-type scrubber struct {
-	forms []string // the key, and its Basic (":key" base64) form
-}
-
-const redacted = "[redacted]"
-
-func newScrubber(key string) *scrubber {
-	s := &scrubber{}
-	if key != "" {
-		s.forms = append(s.forms, key,
-			base64.StdEncoding.EncodeToString([]byte(":"+key)),
-			base64.URLEncoding.EncodeToString([]byte(":"+key)))
-	}
-	return s
-}
-
-// key scrubs the API key's exact forms only (for messages: keeps them readable).
-func (s *scrubber) key(text string) string {
-	for _, f := range s.forms {
-		text = strings.ReplaceAll(text, f, redacted)
-	}
-	return text
-}
-
-// Patterns of credentials in echoed text: auth headers, key=value pairs with
-// a secret-sounding name, and long opaque tokens (API keys are long runs of
-// letters and digits; nothing else in an error body needs 32 of them).
-var (
-	authHeaderRE = regexp.MustCompile(`(?i)\b(basic|bearer|token)(\s+)[A-Za-z0-9+/=._~-]{8,}`)
-	secretPairRE = regexp.MustCompile(`(?i)((?:api[_-]?key|apikey|token|password|passwd|secret|authorization)["']?\s*[:=]\s*["']?)[^"'&\s,;}]+`)
-	longTokenRE  = regexp.MustCompile(`[A-Za-z0-9_-]{32,}`)
-)
-
-// all scrubs the key and anything that looks like a credential (for Body).
-func (s *scrubber) all(text string) string {
-	text = s.key(text)
-	text = authHeaderRE.ReplaceAllString(text, "${1}${2}"+redacted)
-	text = secretPairRE.ReplaceAllString(text, "${1}"+redacted)
-	return longTokenRE.ReplaceAllString(text, redacted)
-}
-
-// scrubbedError hides the API key in a transport error's text while keeping
-// the original for errors.Is / errors.As (context.Canceled, *url.Error, …).
-type scrubbedError struct {
-	msg string
-	err error
-}
-
-func (e *scrubbedError) Error() string { return e.msg }
-func (e *scrubbedError) Unwrap() error { return e.err }
-
-func (s *scrubber) wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	return &scrubbedError{msg: s.key(err.Error()), err: err}
-}
-
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
+	return apiclient.NewRedactor(key,
+		base64.StdEncoding.EncodeToString([]byte(":"+key)),
+		base64.URLEncoding.EncodeToString([]byte(":"+key)))
 }
 
 // oneLine collapses whitespace and control characters so an error is always
 // a single readable line, and caps its length.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	return s
-}
+func oneLine(s string, n int) string { return apiclient.OneLine(s, n) }
 
 // kindError carries a sentinel for errors.Is without repeating the
 // sentinel's text, so a labelled error reads "affinity: get webhook 7:

@@ -1,18 +1,18 @@
 package attio
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/apiclient"
 )
 
 // DefaultBaseURL is Attio's REST API v2. Paths such as "/webhooks" are
@@ -188,68 +188,46 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawPath = c.baseURL.EscapedPath() + path
 	u.RawQuery = query.Encode()
 
-	attempts := 1
+	retrier := apiclient.Retrier{
+		Backoff:   apiclient.Backoff{Base: c.retry.base, Cap: c.retry.max},
+		Retryable: retryableStatus,
+		Now:       c.now,
+		Sleep:     c.sleep,
+		Jitter:    c.jitter,
+	}
 	if method == http.MethodGet {
-		attempts = c.retry.maxAttempts
+		retrier.MaxRetries = c.retry.maxAttempts - 1
 	}
-	for attempt := 1; ; attempt++ {
-		resp, body, err := c.send(ctx, method, u.String(), payload)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return nil, ctxErr
-			}
-			if attempt >= attempts {
-				return nil, err
-			}
-			if werr := c.sleep(ctx, c.backoff(attempt)); werr != nil {
-				return nil, werr
-			}
-			continue
-		}
-		r := &Response{Response: resp}
-		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			if out != nil {
-				if err := decodeData(body, out); err != nil {
-					return r, err
-				}
-			}
-			return r, nil
-		}
-		apiErr := newAPIError(resp, body, c.token, c.now())
-		if attempt >= attempts || !retryableStatus(resp.StatusCode) {
-			return r, apiErr
-		}
-		wait := apiErr.RetryAfter
-		if wait == 0 {
-			wait = c.backoff(attempt)
-		}
-		if wait > c.retry.max {
-			return r, apiErr // asked to wait longer than we are allowed to
-		}
-		if werr := c.sleep(ctx, wait); werr != nil {
-			return r, werr
+	target := u.String()
+	ans, err := retrier.Do(ctx, func(ctx context.Context) (*http.Response, []byte, error) {
+		return c.send(ctx, method, target, payload)
+	})
+	if ans == nil {
+		return nil, err
+	}
+	r := &Response{Response: ans.Response}
+	if err != nil {
+		return r, err // the wait before a retry was cut short
+	}
+	if !ans.OK() {
+		return r, newAPIError(ans.Response, ans.Body, c.token, ans.RetryAfter)
+	}
+	if out != nil {
+		if err := decodeData(ans.Body, out); err != nil {
+			return r, err
 		}
 	}
+	return r, nil
 }
 
-// send makes one HTTP exchange and reads the whole (bounded) body.
+// send makes one HTTP exchange and reads the whole (bounded) body. Every
+// error comes with a nil response, so the request loop retries it for GETs.
 func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	req, err := apiclient.NewRequest(ctx, method, target, payload, c.userAgent)
 	if err != nil {
 		return nil, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.userAgent != "" {
-		req.Header.Set("User-Agent", c.userAgent)
-	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return nil, nil, err
@@ -259,30 +237,18 @@ func (c *Client) send(ctx context.Context, method, target string, payload []byte
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		limit = maxErrorBody
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	data, over, err := apiclient.ReadBounded(resp.Body, limit)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read response: %w", err)
+		return nil, nil, err
 	}
-	if int64(len(data)) > limit {
-		if limit == maxErrorBody {
-			data = data[:limit] // an error body only feeds a message
-		} else {
-			return nil, nil, fmt.Errorf("response body over %d bytes", limit)
-		}
+	if over && limit != maxErrorBody { // an error body only feeds a message
+		return nil, nil, fmt.Errorf("response body over %d bytes", limit)
 	}
 	return resp, data, nil
 }
 
-// backoff is full jitter: a uniform wait in [0, min(max, base·2^(attempt-1))].
-func (c *Client) backoff(attempt int) time.Duration {
-	ceiling := c.retry.base
-	for i := 1; i < attempt && ceiling < c.retry.max; i++ {
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, c.retry.max)
-	return time.Duration(c.jitter(int64(ceiling) + 1))
-}
-
+// retryableStatus: rate limits and the transient server failures Attio's
+// docs name.
 func retryableStatus(code int) bool {
 	switch code {
 	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway,
@@ -309,16 +275,5 @@ func decodeData(body []byte, out any) error {
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error { return apiclient.Sleep(ctx, d) }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/crmhook/crmhook/internal/dispatch"
 )
 
 // Dispatch has the same shape as the affinity package's, so one habit serves
@@ -20,15 +22,17 @@ import (
 // exist for an event.
 var ErrNoHandler = errors.New("attio: no handler for event")
 
-// Registry maps event types to the Go type their events decode into.
+// Registry maps event types to the Go type their events decode into. It
+// keeps its own locked map rather than a dispatch.Registry because the
+// package's white-box tests read mu and decoders directly.
 type Registry struct {
 	mu       sync.RWMutex
-	decoders map[EventType]func(*Event) (any, error)
+	decoders map[EventType]dispatch.Decoder[Event]
 }
 
 // NewRegistry returns a registry that knows every type of AllEventTypes.
 func NewRegistry() *Registry {
-	r := &Registry{decoders: map[EventType]func(*Event) (any, error){}}
+	r := &Registry{decoders: map[EventType]dispatch.Decoder[Event]{}}
 	Register[RecordEvent](r, RecordCreated, RecordUpdated, RecordDeleted, RecordMerged)
 	Register[ListEntryEvent](r, ListEntryCreated, ListEntryUpdated, ListEntryDeleted)
 	Register[ListEvent](r, ListCreated, ListUpdated, ListDeleted)
@@ -52,14 +56,9 @@ var DefaultRegistry = NewRegistry()
 func Register[T any](r *Registry, types ...EventType) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	dec := dispatch.Boxed(decodeEvent[T])
 	for _, t := range types {
-		r.decoders[t] = func(ev *Event) (any, error) {
-			v, err := decodeEvent[T](ev)
-			if err != nil {
-				return nil, err
-			}
-			return &v, nil
-		}
+		r.decoders[t] = dec
 	}
 }
 
@@ -97,9 +96,7 @@ func decodeEvent[T any](ev *Event) (T, error) {
 // Router calls the handler registered for each event's type.
 type Router struct {
 	registry *Registry
-	mu       sync.RWMutex
-	handlers map[EventType]func(context.Context, *Event) error
-	fallback func(context.Context, *Event) error
+	core     dispatch.Router[EventType, Event]
 }
 
 // RouterOption configures a Router.
@@ -112,7 +109,7 @@ func WithRegistry(reg *Registry) RouterOption {
 
 // NewRouter returns an empty router.
 func NewRouter(opts ...RouterOption) *Router {
-	r := &Router{registry: DefaultRegistry, handlers: map[EventType]func(context.Context, *Event) error{}}
+	r := &Router{registry: DefaultRegistry}
 	for _, o := range opts {
 		o(r)
 	}
@@ -126,32 +123,15 @@ func NewRouter(opts ...RouterOption) *Router {
 // *RecordEvent). A decode failure is returned by Dispatch, wrapping ErrParse,
 // and h is not called.
 func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, body T) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.handlers[t] = func(ctx context.Context, ev *Event) error {
-		var body T
-		if _, isAny := any(&body).(*any); isAny {
-			v, err := r.registry.Decode(ev)
-			if err != nil {
-				return err
-			}
-			body = v.(T)
-		} else {
-			v, err := decodeEvent[T](ev)
-			if err != nil {
-				return err
-			}
-			body = v
-		}
-		return h(ctx, ev, body)
-	}
+	r.core.Handle(t, dispatch.Typed(r.decodeAny, decodeEvent[T], h))
 }
+
+// decodeAny is what On[any] handlers receive: the registry's decoding.
+func (r *Router) decodeAny(ev *Event) (any, error) { return r.registry.Decode(ev) }
 
 // Fallback sets the handler for events no On handler takes.
 func (r *Router) Fallback(h func(ctx context.Context, ev *Event) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fallback = h
+	r.core.SetFallback(h)
 }
 
 // Dispatch runs the handler for ev.Type, else the fallback. With neither it
@@ -161,18 +141,10 @@ func (r *Router) Dispatch(ctx context.Context, ev *Event) error {
 	if ev == nil {
 		return fmt.Errorf("%w: nil event", ErrInvalidPayload)
 	}
-	r.mu.RLock()
-	h, ok := r.handlers[ev.Type]
-	fb := r.fallback
-	r.mu.RUnlock()
-	switch {
-	case ok:
+	if h := r.core.Route(ev.Type); h != nil {
 		return h(ctx, ev)
-	case fb != nil:
-		return fb(ctx, ev)
-	default:
-		return fmt.Errorf("%w %q", ErrNoHandler, ev.Type)
 	}
+	return fmt.Errorf("%w %q", ErrNoHandler, ev.Type)
 }
 
 // DispatchDelivery dispatches every event of d in order and stops at the

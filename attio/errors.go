@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/crmhook/crmhook/internal/apiclient"
 )
 
 // Sentinels matched by *APIError through errors.Is, so callers can branch on
@@ -93,8 +94,8 @@ const (
 
 // newAPIError builds the error for a non-2xx answer. token is redacted from
 // everything kept, in case a proxy echoes the request back.
-func newAPIError(resp *http.Response, body []byte, token string, now time.Time) *APIError {
-	e := &APIError{StatusCode: resp.StatusCode}
+func newAPIError(resp *http.Response, body []byte, token string, retryAfter time.Duration) *APIError {
+	e := &APIError{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
 	var payload struct {
 		StatusCode json.RawMessage `json:"status_code"`
 		Type       string          `json:"type"`
@@ -104,67 +105,11 @@ func newAPIError(resp *http.Response, body []byte, token string, now time.Time) 
 	if json.Unmarshal(body, &payload) == nil {
 		e.Type, e.Code, e.Message = payload.Type, payload.Code, payload.Message
 	}
-	e.Message = oneLine(redact(e.Message, token), maxMessageChars)
-	e.Body = redact(snippet(body, maxBodySnippet), token)
-	if e.Message == "" {
-		// Not Attio's JSON: say what came back instead of nothing.
-		switch text := oneLine(e.Body, maxMessageChars); {
-		case text == "":
-			e.Message = "empty response body"
-		default:
-			e.Message = "unexpected response: " + text
-		}
-	}
-	e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), now)
+	redact := apiclient.NewRedactor(token)
+	e.Body = redact.Secrets(apiclient.Snippet(body, maxBodySnippet))
+	// Not Attio's JSON: say what came back instead of nothing.
+	e.Message = apiclient.MessageOr(apiclient.OneLine(redact.Secrets(e.Message), maxMessageChars), e.Body, maxMessageChars)
 	return e
-}
-
-// parseRetryAfter reads Retry-After as an HTTP date (what Attio sends) or as
-// delay-seconds (what many proxies send). Past dates and junk give zero.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		const maxSecs = int64(24 * time.Hour / time.Second) // anything longer is nonsense
-		return time.Duration(min(secs, maxSecs)) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func snippet(b []byte, n int) string {
-	if len(b) > n {
-		b = b[:n]
-	}
-	return strings.ToValidUTF8(string(b), "")
-}
-
-func redact(s, token string) string {
-	if token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, token, "[redacted]")
-}
-
-// oneLine collapses whitespace and control characters so an error is always
-// a single readable line, and caps its length.
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "…"
-	}
-	return s
 }
 
 // requestError labels an error from one API call.
