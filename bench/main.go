@@ -40,12 +40,13 @@ func main() {
 	conns := flag.Int("conns", 32, "concurrent connections")
 	store := flag.String("store", "", "crmhook store URL (default: SQLite in a temp dir)")
 	bin := flag.String("crmhook", "", "crmhook binary (default: go build ./cmd/crmhook)")
+	withSink := flag.Bool("sink", true, "configure the HTTP sink (false: measure durable ingest alone, no dispatching)")
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
 		return
 	}
-	if err := run(*duration, *conns, *store, *bin); err != nil {
+	if err := run(*duration, *conns, *store, *bin, *withSink); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -74,7 +75,7 @@ type result struct {
 	rssMB         float64
 }
 
-func run(d time.Duration, conns int, store, bin string) error {
+func run(d time.Duration, conns int, store, bin string, withSink bool) error {
 	tmp, err := os.MkdirTemp("", "crmhook-bench-")
 	if err != nil {
 		return err
@@ -117,6 +118,10 @@ func run(d time.Duration, conns int, store, bin string) error {
 	defer sinkSrv.Close()
 
 	listen, admin := freeAddr(), freeAddr()
+	sinks := fmt.Sprintf("sinks:\n  - name: bench\n    type: http\n    url: http://%s/\n    concurrency: 32\n    timeout: 10s\n", sinkLn.Addr())
+	if !withSink {
+		sinks = ""
+	}
 	if store == "" {
 		store = "sqlite://" + filepath.Join(tmp, "data", "crmhook.db")
 	}
@@ -130,13 +135,7 @@ sources:
   - name: affinity
     provider: affinity
     secrets: [%s]
-sinks:
-  - name: bench
-    type: http
-    url: http://%s/
-    concurrency: 32
-    timeout: 10s
-`, listen, admin, filepath.Join(tmp, "data"), store, pathSecret, sinkLn.Addr())
+%s`, listen, admin, filepath.Join(tmp, "data"), store, pathSecret, sinks)
 	cfgPath := filepath.Join(tmp, "crmhook.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return err
@@ -153,18 +152,26 @@ sinks:
 	if strings.HasPrefix(store, "postgres") {
 		name = "crmhook serve (Postgres)"
 	}
+	if !withSink {
+		name += ", no sink"
+	}
 	sink.reset()
 	start := time.Now()
 	res := load(name, "http://"+listen+"/hooks/affinity/"+pathSecret, d, conns)
 	// End to end: until every acknowledged event reached the sink.
 	deadline := time.Now().Add(2 * time.Minute)
+	if !withSink {
+		deadline = time.Now()
+	}
 	for sink.count() < int64(res.acked) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	res.e2eSeconds = sink.last().Sub(start).Seconds()
-	res.e2eRate = float64(sink.count()) / res.e2eSeconds
+	if withSink {
+		res.e2eSeconds = sink.last().Sub(start).Seconds()
+		res.e2eRate = float64(sink.count()) / res.e2eSeconds
+	}
 	res.rssMB = rssMB(srv.Process.Pid)
-	if sink.count() < int64(res.acked) {
+	if withSink && sink.count() < int64(res.acked) {
 		fmt.Fprintf(os.Stderr, "bench: only %d of %d acknowledged events reached the sink in time\n", sink.count(), res.acked)
 	}
 
