@@ -81,6 +81,15 @@ func (c *cli) loadServeConfig(cmd *cobra.Command, cfgPath, dataDir string) (*con
 		fmt.Fprintf(c.stderr, "crmhook: generated new secrets in %s (mode 0600)\n", filepath.Join(dataDir, app.SecretsFile))
 	}
 	cfg := app.EmbeddedConfig(dataDir, s)
+	// An Attio webhook's secret is Attio's (shown once at creation), not
+	// ours: take it from the environment, next to the generated one.
+	if sec := c.getenv("ATTIO_WEBHOOK_SECRET"); sec != "" {
+		for i := range cfg.Sources {
+			if cfg.Sources[i].Name == app.EmbeddedAttio {
+				cfg.Sources[i].Secrets = append(cfg.Sources[i].Secrets, sec)
+			}
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -102,7 +111,7 @@ func (c *cli) printBanner(m *app.Main, s *app.Secrets) {
 	}
 	fmt.Fprintf(w, "events are printed to stdout as JSON lines (CloudEvents).\n\n")
 	fmt.Fprintf(w, "  Affinity webhook URL:          %s/hooks/%s/%s\n", hook, app.EmbeddedAffinity, s.AffinityPath)
-	fmt.Fprintf(w, "  Attio webhook URL:             %s/hooks/%s   (signing secret in %s)\n", hook, app.EmbeddedAttio, filepath.Join(m.Config.DataDir, app.SecretsFile))
+	fmt.Fprintf(w, "  Attio webhook URL:             %s/hooks/%s   (signing secrets: $ATTIO_WEBHOOK_SECRET and the one in %s)\n", hook, app.EmbeddedAttio, filepath.Join(m.Config.DataDir, app.SecretsFile))
 	fmt.Fprintf(w, "  Standard Webhooks URL:         %s/hooks/%s\n\n", hook, app.EmbeddedWebhooks)
 	fmt.Fprintf(w, "Try it from another terminal:\n")
 	fmt.Fprintf(w, "  go run ./cmd/crmhook send --provider affinity --type person.created --url %s\n", hook)

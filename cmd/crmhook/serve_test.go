@@ -283,3 +283,22 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 	err = newCLI(&out, &errb, func(k string) string { return env[k] }).run(context.Background(), args)
 	return out.String(), errb.String(), err
 }
+
+func TestEmbeddedServeTakesTheAttioSecretFromTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	c := newCLI(io.Discard, io.Discard, func(k string) string {
+		if k == "ATTIO_WEBHOOK_SECRET" {
+			return "attio-issued-secret"
+		}
+		return ""
+	})
+	cfg, embedded, err := c.loadServeConfig(nil, "", filepath.Join(dir, "data"))
+	if err != nil || embedded == nil {
+		t.Fatalf("embedded config: %v", err)
+	}
+	for _, s := range cfg.Sources {
+		if s.Name == app.EmbeddedAttio && (len(s.Secrets) != 2 || s.Secrets[1] != "attio-issued-secret" || s.Secrets[0] != embedded.Attio) {
+			t.Fatalf("attio secrets %d, want the generated one and the environment's", len(s.Secrets))
+		}
+	}
+}
