@@ -97,3 +97,53 @@ func simCall(ctx context.Context, sim, defaultURL, method, simURL, path string, 
 	}
 	return nil
 }
+
+// simShutdownTimeout bounds how long a stopping simulator waits for requests
+// in flight.
+const simShutdownTimeout = 5 * time.Second
+
+// serveSim serves a simulator on addr until ctx is done (main cancels it on
+// SIGINT and SIGTERM). banner gets the base URL clients use. On the way out
+// it stops the simulator's retry loops first, so a trigger in flight returns
+// at once, then the server.
+func (c *cli) serveSim(ctx context.Context, name, addr string, sim http.Handler, closeSim func(), banner func(base string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("sim %s: listen: %w", name, err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		// /_sim/ needs no credentials: anyone who can reach the port can trigger.
+		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no credentials\n", ln.Addr())
+	}
+	banner(simBaseURL(ln.Addr()))
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("sim %s: serve: %w", name, err)
+	case <-ctx.Done():
+	}
+	closeSim()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), simShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		return fmt.Errorf("sim %s: shutdown: %w", name, err)
+	}
+	return nil
+}
+
+// simClientFlags are the flags of the subcommands that talk to a running
+// simulator.
+type simClientFlags struct {
+	simURL string
+	asJSON bool
+}
+
+func addSimClientFlags(cmd *cobra.Command, f *simClientFlags, defaultURL string) {
+	cmd.Flags().StringVar(&f.simURL, "sim-url", defaultURL, "base URL of the running simulator")
+	addJSONFlag(cmd, &f.asJSON)
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -24,10 +23,6 @@ const (
 	simAffinityDefaultAddr = "127.0.0.1:7701"
 	simAffinityDefaultURL  = "http://" + simAffinityDefaultAddr
 )
-
-// simAffinityShutdownTimeout bounds how long a stopping simulator waits for
-// requests in flight (a trigger waits for its first delivery attempts).
-const simAffinityShutdownTimeout = 5 * time.Second
 
 // simAffinityRunFlags are the flags of `crmhook sim affinity` itself.
 type simAffinityRunFlags struct {
@@ -96,52 +91,14 @@ func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error 
 	}
 	defer sim.Close()
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("sim affinity: listen: %w", err)
-	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	base := simBaseURL(ln.Addr())
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		// /_sim/ needs no key: anyone who can reach the port can trigger.
-		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no API key\n", ln.Addr())
-	}
-	fmt.Fprintf(c.stdout, "affinity simulator listening on %s (API keys: %s = user 1, admin; %s = user 2); trigger events with: crmhook sim affinity trigger person.created --sim-url %s\n",
-		base, f.adminKey, f.userKey, base)
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("sim affinity: serve: %w", err)
-	case <-ctx.Done():
-	}
-	// Stop the retry loops first, so a trigger in flight returns at once.
-	sim.Close()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), simAffinityShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-		return fmt.Errorf("sim affinity: shutdown: %w", err)
-	}
-	return nil
-}
-
-// simAffinityClientFlags are the flags of the subcommands that talk to a
-// running simulator.
-type simAffinityClientFlags struct {
-	simURL string
-	asJSON bool
-}
-
-func addSimAffinityClientFlags(cmd *cobra.Command, f *simAffinityClientFlags) {
-	cmd.Flags().StringVar(&f.simURL, "sim-url", simAffinityDefaultURL, "base URL of the running simulator")
-	addJSONFlag(cmd, &f.asJSON)
+	return c.serveSim(ctx, "affinity", f.addr, sim, sim.Close, func(base string) {
+		fmt.Fprintf(c.stdout, "affinity simulator listening on %s (API keys: %s = user 1, admin; %s = user 2); trigger events with: crmhook sim affinity trigger person.created --sim-url %s\n",
+			base, f.adminKey, f.userKey, base)
+	})
 }
 
 func (c *cli) simAffinityTriggerCmd() *cobra.Command {
-	f := &simAffinityClientFlags{}
+	f := &simClientFlags{}
 	var bodyFile string
 	cmd := &cobra.Command{
 		Use:   "trigger TYPE [--body FILE.json] [--sim-url URL]",
@@ -175,7 +132,7 @@ deliveries are retried in the background (see 'deliveries').`,
 		},
 	}
 	cmd.Flags().StringVar(&bodyFile, "body", "", "JSON file holding the event body ('-' for standard input); default: the type's sample body")
-	addSimAffinityClientFlags(cmd, f)
+	addSimClientFlags(cmd, f, simAffinityDefaultURL)
 	return cmd
 }
 
@@ -210,7 +167,7 @@ func writeSimAffinityTrigger(w io.Writer, res affinitysim.TriggerResult) error {
 }
 
 func (c *cli) simAffinityDeliveriesCmd() *cobra.Command {
-	f := &simAffinityClientFlags{}
+	f := &simClientFlags{}
 	cmd := &cobra.Command{
 		Use:   "deliveries [--sim-url URL]",
 		Short: "Show the running simulator's delivery log (every attempt of every event)",
@@ -239,7 +196,7 @@ func (c *cli) simAffinityDeliveriesCmd() *cobra.Command {
 			return writeTable(c.stdout, []string{"TIME", "SUBSCRIPTION", "TYPE", "ATTEMPT", "STATUS"}, rows)
 		},
 	}
-	addSimAffinityClientFlags(cmd, f)
+	addSimClientFlags(cmd, f, simAffinityDefaultURL)
 	return cmd
 }
 

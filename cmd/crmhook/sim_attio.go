@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,10 +23,6 @@ const (
 	simAttioDefaultAddr = "127.0.0.1:7702"
 	simAttioDefaultURL  = "http://" + simAttioDefaultAddr
 )
-
-// simAttioShutdownTimeout bounds how long a stopping simulator waits for
-// requests in flight (a trigger waits for its first delivery attempts).
-const simAttioShutdownTimeout = 5 * time.Second
 
 // simAttioRunFlags are the flags of `crmhook sim attio` itself.
 type simAttioRunFlags struct {
@@ -87,20 +82,8 @@ func (c *cli) runSimAttio(ctx context.Context, f *simAttioRunFlags) error {
 	}
 	defer sim.Close()
 
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("sim attio: listen: %w", err)
-	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	base := simBaseURL(ln.Addr())
-	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
-		// /_sim/ needs no token: anyone who can reach the port can trigger.
-		fmt.Fprintf(c.stderr, "warning: listening on %s, beyond loopback; the /_sim/ endpoints need no token\n", ln.Addr())
-	}
-	fmt.Fprintf(c.stdout, `attio simulator listening on %s
+	return c.serveSim(ctx, "attio", f.addr, sim, sim.Close, func(base string) {
+		fmt.Fprintf(c.stdout, `attio simulator listening on %s
   API root: %s/v2
   token:    %s
 create a webhook (http is fine for a loopback receiver):
@@ -108,37 +91,11 @@ create a webhook (http is fine for a loopback receiver):
 then trigger events:
   crmhook sim attio trigger record.created --sim-url %s
 `, base, base, f.token, base, f.token, base)
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("sim attio: serve: %w", err)
-	case <-ctx.Done():
-	}
-	// Stop the retry loops first, so a trigger in flight returns at once.
-	sim.Close()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), simAttioShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-		return fmt.Errorf("sim attio: shutdown: %w", err)
-	}
-	return nil
-}
-
-// simAttioClientFlags are the flags of the subcommands that talk to a
-// running simulator.
-type simAttioClientFlags struct {
-	simURL string
-	asJSON bool
-}
-
-func addSimAttioClientFlags(cmd *cobra.Command, f *simAttioClientFlags) {
-	cmd.Flags().StringVar(&f.simURL, "sim-url", simAttioDefaultURL, "base URL of the running simulator")
-	addJSONFlag(cmd, &f.asJSON)
+	})
 }
 
 func (c *cli) simAttioTriggerCmd() *cobra.Command {
-	f := &simAttioClientFlags{}
+	f := &simClientFlags{}
 	var eventFile string
 	cmd := &cobra.Command{
 		Use:   "trigger TYPE [--event FILE.json] [--sim-url URL]",
@@ -174,7 +131,7 @@ are retried in the background (see 'deliveries').`,
 		},
 	}
 	cmd.Flags().StringVar(&eventFile, "event", "", "JSON file merged onto the sample event ('-' for standard input)")
-	addSimAttioClientFlags(cmd, f)
+	addSimClientFlags(cmd, f, simAttioDefaultURL)
 	return cmd
 }
 
@@ -210,7 +167,7 @@ func writeSimAttioTrigger(w io.Writer, res attiosim.TriggerResult) error {
 }
 
 func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
-	f := &simAttioClientFlags{}
+	f := &simClientFlags{}
 	cmd := &cobra.Command{
 		Use:   "deliveries [--json] [--sim-url URL]",
 		Short: "Show the running simulator's delivery log (every attempt of every message)",
@@ -248,7 +205,7 @@ func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
 			return writeTable(c.stdout, []string{"TIME", "WEBHOOK", "EVENT", "ATTEMPT", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}, rows)
 		},
 	}
-	addSimAttioClientFlags(cmd, f)
+	addSimClientFlags(cmd, f, simAttioDefaultURL)
 	return cmd
 }
 
