@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math"
-	"net/http"
-	"net/url"
 	"slices"
 	"time"
+
+	"github.com/crmhook/crmhook/sim/internal/simdeliver"
 )
 
 // Delivery is one POST the simulator made: a delivery attempt of an event,
@@ -104,23 +102,18 @@ func (s *Server) Trigger(ctx context.Context, eventType string, body json.RawMes
 			targets = append(targets, wh)
 		}
 	}
-	s.pending += len(targets)
-	s.wg.Add(len(targets))
+	s.chains().AddLocked(len(targets))
 	s.mu.Unlock()
 
 	firsts := make(chan Delivery, len(targets))
 	for _, wh := range targets {
 		go s.deliver(wh, eventType, sentAt, payload, firsts)
 	}
-	res := TriggerResult{Type: eventType, SentAt: sentAt, Deliveries: []Delivery{}}
-	for range targets {
-		select {
-		case d := <-firsts:
-			res.Deliveries = append(res.Deliveries, d)
-		case <-ctx.Done():
-			return TriggerResult{}, fmt.Errorf("affinitysim: trigger %s: %w", quoteShort(eventType), ctx.Err())
-		}
+	deliveries, err := simdeliver.Firsts(ctx, firsts, len(targets))
+	if err != nil {
+		return TriggerResult{}, fmt.Errorf("affinitysim: trigger %s: %w", quoteShort(eventType), err)
 	}
+	res := TriggerResult{Type: eventType, SentAt: sentAt, Deliveries: deliveries}
 	slices.SortFunc(res.Deliveries, func(a, b Delivery) int { return int(a.SubscriptionID - b.SubscriptionID) })
 	return res, nil
 }
@@ -139,10 +132,9 @@ func (s *Server) Trigger(ctx context.Context, eventType string, body json.RawMes
 // is exact and the same on a slow machine; real waits are the simulated ones
 // divided by TimeScale.
 func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []byte, first chan<- Delivery) {
-	defer s.chainDone()
+	defer s.chains().Done()
 	target := wh.WebhookURL
-	var offset time.Duration
-	backoff := s.cfg.InitialBackoff
+	sched := simdeliver.NewSchedule(s.cfg.InitialBackoff)
 	for attempt := 1; ; attempt++ {
 		d := Delivery{
 			SubscriptionID: wh.ID,
@@ -151,7 +143,7 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 			SentAt:         sentAt,
 			Attempt:        attempt,
 			Time:           s.cfg.Now(),
-			Offset:         offset,
+			Offset:         sched.Offset,
 			Body:           payload,
 		}
 		d.StatusCode, d.Error = s.post(s.base, target, payload, s.cfg.DeliveryTimeout)
@@ -166,8 +158,8 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 			return
 		}
 
-		remaining := s.cfg.RetryWindow - offset
-		if backoff > remaining {
+		remaining := s.cfg.RetryWindow - sched.Offset
+		if sched.Backoff > remaining {
 			// No retry fits in the window: wait out the window, then give
 			// up and disable the subscription, as Affinity does.
 			if !s.sleep(remaining) {
@@ -176,13 +168,10 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 			s.disableAfterFailures(wh.ID, eventType, attempt)
 			return
 		}
-		if !s.sleep(backoff) {
+		if !s.sleep(sched.Backoff) {
 			return
 		}
-		offset += backoff
-		if backoff <= math.MaxInt64/2 {
-			backoff *= 2
-		}
+		sched.Advance()
 
 		// A subscription deleted or disabled meanwhile gets no more retries;
 		// one that was re-pointed gets them at its new URL.
@@ -226,51 +215,21 @@ func (s *Server) disableAfterFailures(id int64, eventType string, attempts int) 
 // sleep waits for the simulated duration d, scaled to real time. It reports
 // false if the server was closed meanwhile.
 func (s *Server) sleep(d time.Duration) bool {
-	wait := time.Duration(math.MaxInt64)
-	// float64(MaxInt64) rounds up to 2^63, which does not fit: compare first.
-	if f := float64(d) / s.cfg.TimeScale; f < math.MaxInt64 {
-		wait = time.Duration(f)
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.base.Done():
-		return false
-	}
+	return simdeliver.Sleep(s.base.Done(), simdeliver.RealWait(d, s.cfg.TimeScale))
 }
 
-func (s *Server) chainDone() {
-	s.mu.Lock()
-	s.pending--
-	if s.pending == 0 {
-		for _, ch := range s.idleWaiters {
-			close(ch)
-		}
-		s.idleWaiters = nil
-	}
-	s.mu.Unlock()
-	s.wg.Done()
+// chains is the bookkeeping of the running delivery chains, for WaitIdle.
+func (s *Server) chains() simdeliver.Chains {
+	return simdeliver.Chains{Mu: &s.mu, WG: &s.wg, Pending: &s.pending, Waiters: &s.idleWaiters}
 }
 
 // WaitIdle blocks until no delivery is waiting for a retry or in flight, or
 // until ctx is done. Tests use it to wait for a retry schedule to play out.
 func (s *Server) WaitIdle(ctx context.Context) error {
-	s.mu.Lock()
-	if s.pending == 0 {
-		s.mu.Unlock()
-		return nil
+	if err := s.chains().WaitIdle(ctx); err != nil {
+		return fmt.Errorf("affinitysim: wait idle: %w", err)
 	}
-	ch := make(chan struct{})
-	s.idleWaiters = append(s.idleWaiters, ch)
-	s.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("affinitysim: wait idle: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Deliveries returns the delivery log: every attempt of every event, in the
@@ -341,12 +300,10 @@ func (s *Server) probe(ctx context.Context, subID int64, rawURL string) string {
 func (s *Server) post(parent context.Context, rawURL string, body []byte, timeout time.Duration) (int, string) {
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	req, err := simdeliver.NewPost(ctx, rawURL, body, "crmhook-affinity-sim")
 	if err != nil {
 		return 0, "invalid URL"
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "crmhook-affinity-sim")
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
 		switch {
@@ -355,14 +312,8 @@ func (s *Server) post(parent context.Context, rawURL string, body []byte, timeou
 		case parent.Err() != nil:
 			return 0, "cancelled: " + parent.Err().Error()
 		}
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return 0, "connection failed: " + err.Error()
+		return 0, simdeliver.ConnectionFailure(err)
 	}
-	// Drain a little so the connection can be reused; the answer's body is
-	// otherwise ignored, as Affinity ignores it.
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, ""
+	// The answer's body is ignored, as Affinity ignores it.
+	return simdeliver.Finish(resp), ""
 }

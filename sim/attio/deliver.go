@@ -1,21 +1,18 @@
 package attiosim
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/crmhook/crmhook/attio"
+	"github.com/crmhook/crmhook/sim/internal/simdeliver"
 )
 
 // Delivery is one entry of the delivery log: one attempt to deliver one
@@ -114,23 +111,18 @@ func (s *Server) Trigger(ctx context.Context, eventType string, override json.Ra
 			body:           body,
 		})
 	}
-	s.pending += len(msgs)
-	s.wg.Add(len(msgs))
+	s.chains().AddLocked(len(msgs))
 	s.mu.Unlock()
 
 	firsts := make(chan Delivery, len(msgs))
 	for _, m := range msgs {
 		go s.deliver(m, firsts)
 	}
-	res := TriggerResult{EventType: eventType, Event: event, Deliveries: []Delivery{}}
-	for range msgs {
-		select {
-		case d := <-firsts:
-			res.Deliveries = append(res.Deliveries, d)
-		case <-ctx.Done():
-			return TriggerResult{}, fmt.Errorf("attiosim: trigger: %w", ctx.Err())
-		}
+	deliveries, err := simdeliver.Firsts(ctx, firsts, len(msgs))
+	if err != nil {
+		return TriggerResult{}, fmt.Errorf("attiosim: trigger: %w", err)
 	}
+	res := TriggerResult{EventType: eventType, Event: event, Deliveries: deliveries}
 	order := make(map[string]int, len(msgs))
 	for i, m := range msgs {
 		order[m.webhookID] = i
@@ -163,9 +155,8 @@ func wants(subs []attio.Subscription, t attio.EventType, event map[string]any) b
 // Offset is exact on a slow machine; real waits are the simulated ones
 // divided by TimeScale.
 func (s *Server) deliver(m message, first chan<- Delivery) {
-	defer s.chainDone()
-	var offset time.Duration
-	backoff := s.cfg.InitialBackoff
+	defer s.chains().Done()
+	sched := simdeliver.NewSchedule(s.cfg.InitialBackoff)
 	for attempt := 1; ; attempt++ {
 		s.mu.Lock()
 		wh, ok := s.webhooks[m.webhookID]
@@ -190,7 +181,7 @@ func (s *Server) deliver(m message, first chan<- Delivery) {
 			EventType:      m.eventType,
 			IdempotencyKey: m.idempotencyKey,
 			Attempt:        attempt,
-			Offset:         offset,
+			Offset:         sched.Offset,
 		}
 		d.StatusCode, d.Error = s.post(target, secret, m)
 		d.OK = d.Error == "" && (d.StatusCode == http.StatusOK || d.StatusCode == http.StatusAccepted)
@@ -220,13 +211,10 @@ func (s *Server) deliver(m message, first chan<- Delivery) {
 		if d.OK || d.GaveUp || s.base.Err() != nil {
 			return
 		}
-		if !s.sleep(backoff) {
+		if !s.sleep(sched.Backoff) {
 			return
 		}
-		offset += backoff
-		if backoff <= math.MaxInt64/2 {
-			backoff *= 2
-		}
+		sched.Advance()
 	}
 }
 
@@ -236,12 +224,10 @@ func (s *Server) deliver(m message, first chan<- Delivery) {
 func (s *Server) post(target, secret string, m message) (int, string) {
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.DeliveryTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(m.body))
+	req, err := simdeliver.NewPost(ctx, target, m.body, "crmhook-attio-sim")
 	if err != nil {
 		return 0, "invalid target URL"
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "crmhook-attio-sim")
 	req.Header.Set(attio.HeaderIdempotencyKey, m.idempotencyKey)
 	attio.SignRequestHeaders(req.Header, m.body, secret)
 	resp, err := s.cfg.HTTPClient.Do(req)
@@ -252,60 +238,30 @@ func (s *Server) post(target, secret string, m message) (int, string) {
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			return 0, fmt.Sprintf("no answer within %s", s.cfg.DeliveryTimeout)
 		}
-		if ue, ok := errors.AsType[*url.Error](err); ok {
-			err = ue.Err
-		}
-		return 0, "connection failed: " + err.Error()
+		return 0, simdeliver.ConnectionFailure(err)
 	}
-	// Drain a little so the connection can be reused; Attio ignores the body.
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	return resp.StatusCode, ""
+	// Attio ignores the answer's body.
+	return simdeliver.Finish(resp), ""
 }
 
 // sleep waits for the simulated duration d, scaled to real time. It reports
 // false if the server was closed meanwhile.
 func (s *Server) sleep(d time.Duration) bool {
-	t := time.NewTimer(s.cfg.realWait(d))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.base.Done():
-		return false
-	}
+	return simdeliver.Sleep(s.base.Done(), s.cfg.realWait(d))
 }
 
-func (s *Server) chainDone() {
-	s.mu.Lock()
-	s.pending--
-	if s.pending == 0 {
-		for _, ch := range s.idleWaiters {
-			close(ch)
-		}
-		s.idleWaiters = nil
-	}
-	s.mu.Unlock()
-	s.wg.Done()
+// chains is the bookkeeping of the running delivery chains, for WaitIdle.
+func (s *Server) chains() simdeliver.Chains {
+	return simdeliver.Chains{Mu: &s.mu, WG: &s.wg, Pending: &s.pending, Waiters: &s.idleWaiters}
 }
 
 // WaitIdle blocks until no message is in flight or waiting for a retry, or
 // until ctx is done. Tests use it to let a retry schedule play out.
 func (s *Server) WaitIdle(ctx context.Context) error {
-	s.mu.Lock()
-	if s.pending == 0 {
-		s.mu.Unlock()
-		return nil
+	if err := s.chains().WaitIdle(ctx); err != nil {
+		return fmt.Errorf("attiosim: wait idle: %w", err)
 	}
-	ch := make(chan struct{})
-	s.idleWaiters = append(s.idleWaiters, ch)
-	s.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("attiosim: wait idle: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Deliveries returns the delivery log: every attempt of every message, in

@@ -9,18 +9,14 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 )
 
 // DefaultListLimit is the Limit of a listing filter that gives none.
-const DefaultListLimit = 100
+const DefaultListLimit = storeutil.DefaultListLimit
 
-func listLimit(n int) int {
-	if n <= 0 {
-		return DefaultListLimit
-	}
-	return n
-}
+func listLimit(n int) int { return storeutil.ListLimit(n) }
 
 // GetEvent returns an event and its deliveries (in the order of the sinks
 // it was inserted with), read in one snapshot.
@@ -60,7 +56,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		w.add("source = " + w.arg(f.Source))
 	}
 	if f.Type != "" {
-		if strings.ContainsAny(f.Type, `*?[\`) {
+		if storeutil.IsGlob(f.Type) {
 			w.add("type ~ " + w.arg(globRegexp(f.Type)))
 		} else {
 			w.add("type = " + w.arg(f.Type))
@@ -79,15 +75,8 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		return nil, s.fail(ctx, "list events", err)
 	}
 	defer rows.Close()
-	var evs []crmhook.Event
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return nil, s.fail(ctx, "list events", err)
-		}
-		evs = append(evs, ev)
-	}
-	if err := rows.Err(); err != nil {
+	evs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Event, error) { return scanEvent(rows) })
+	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}
 	return evs, nil
@@ -156,15 +145,7 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	var ds []crmhook.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	return ds, rows.Err()
+	return storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
 }
 
 // ListRejections lists rejections newest first (by RejectedAt). Since is
@@ -197,22 +178,21 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	defer rows.Close()
-	var rs []crmhook.Rejection
-	for rows.Next() {
+	rs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Rejection, error) {
 		var (
 			r                  crmhook.Rejection
 			rejected, released *time.Time
 		)
 		ev, err := scanEvent(rows, &r.ID, &r.Reason, &rejected, &released)
 		if err != nil {
-			return nil, s.fail(ctx, "list rejections", err)
+			return crmhook.Rejection{}, err
 		}
 		r.Event = ev
 		r.RejectedAt = fromNull(rejected)
 		r.ReleasedAt = fromNull(released)
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
+		return r, nil
+	})
+	if err != nil {
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	return rs, nil

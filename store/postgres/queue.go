@@ -7,17 +7,14 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 )
 
 // DefaultClaimLimit is the Limit of a ClaimParams that gives none.
 const DefaultClaimLimit = 1
-
-// maxLastError bounds what a failure leaves in last_error.
-const maxLastError = 4096
 
 // claimSQL leases due pending deliveries in one statement. FOR UPDATE SKIP
 // LOCKED makes concurrent claimers, in this process or another, pass over
@@ -108,14 +105,14 @@ func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, last
 	}
 	return s.finish(ctx, "retry", c,
 		`attempts = attempts + 1, next_attempt_at = $3, last_error = $4, updated_at = $5`,
-		next, truncateError(lastErr), now)
+		next, storeutil.TruncateLastError(lastErr), now)
 }
 
 // Kill records a failed attempt and moves the delivery to the dead letters.
 func (s *Store) Kill(ctx context.Context, c crmhook.Claim, lastErr string) error {
 	return s.finish(ctx, "kill", c,
 		`state = 'dead', attempts = attempts + 1, last_error = $3, updated_at = $4`,
-		truncateError(lastErr), s.now())
+		storeutil.TruncateLastError(lastErr), s.now())
 }
 
 // Release gives a claim back, claimable at once, without counting an
@@ -162,17 +159,6 @@ func (s *Store) finish(ctx context.Context, op string, c crmhook.Claim, set stri
 // costs one poll interval.
 func (s *Store) notify(ctx context.Context) {
 	_, _ = s.queue.Exec(ctx, `SELECT pg_notify($1, '')`, s.channel)
-}
-
-func truncateError(s string) string {
-	if len(s) <= maxLastError {
-		return s
-	}
-	s = s[:maxLastError]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // Replay makes the selected delivered or dead deliveries pending again, due
@@ -254,20 +240,8 @@ func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) 
 	if err := s.checkOpen("reject"); err != nil {
 		return 0, err
 	}
+	r, payload := storeutil.NewRejection(r, s.now)
 	ev := r.Event
-	if ev.ID == "" {
-		ev.ID = crmhook.NewEventID()
-	}
-	if r.RejectedAt.IsZero() {
-		r.RejectedAt = s.now()
-	}
-	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = r.RejectedAt
-	}
-	payload := []byte(ev.Payload)
-	if payload == nil {
-		payload = []byte{}
-	}
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO rejections
 		(event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload, reason, rejected_at)

@@ -5,11 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
 //go:embed migrations/*.sql
@@ -22,29 +20,15 @@ type migration struct {
 	sql     string
 }
 
+// loadMigrations returns the embedded migrations in order.
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	loaded, err := storeutil.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrations: %w", err)
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	var ms []migration
-	for _, e := range entries {
-		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v < 1 {
-			return nil, fmt.Errorf("sqlite: migrations: %q is not named NNNN_name.sql", e.Name())
-		}
-		body, err := migrationFiles.ReadFile("migrations/" + e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: migrations: %w", err)
-		}
-		ms = append(ms, migration{version: v, name: name, sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("sqlite: migrations: version %d twice", ms[i].version)
-		}
+	ms := make([]migration, len(loaded))
+	for i, m := range loaded {
+		ms[i] = migration{version: m.Version, name: m.Name, sql: m.SQL}
 	}
 	return ms, nil
 }
@@ -53,9 +37,9 @@ func loadMigrations() ([]migration, error) {
 // immediate transaction, so two processes opening the same new file do not
 // both apply them and a failed migration leaves the schema as it was.
 func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := loadMigrations()
+	ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlite: %w", err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -70,7 +54,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	) STRICT`); err != nil {
 		return fmt.Errorf("sqlite: migrate: schema_migrations: %w", err)
 	}
-	applied := map[int]bool{}
+	var applied []int
 	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: read versions: %w", err)
@@ -81,7 +65,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 			rows.Close()
 			return fmt.Errorf("sqlite: migrate: read versions: %w", err)
 		}
-		applied[v] = true
+		applied = append(applied, v)
 	}
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("sqlite: migrate: read versions: %w", err)
@@ -90,31 +74,20 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: read versions: %w", err)
 	}
 
-	known := map[int]bool{}
-	for _, m := range ms {
-		known[m.version] = true
+	pending, err := storeutil.Pending(ms, applied)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: the file %w", err)
 	}
-	for v := range applied {
-		if !known[v] {
-			return fmt.Errorf("sqlite: migrate: the file has migration %d, unknown to this build (a newer crmhook wrote it)", v)
-		}
-	}
-
-	changed := false
-	for _, m := range ms {
-		if applied[m.version] {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("sqlite: migrate: %04d_%s: %w", m.version, m.name, err)
+	for _, m := range pending {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("sqlite: migrate: %04d_%s: %w", m.Version, m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-			m.version, m.name, time.Now().UnixMicro()); err != nil {
-			return fmt.Errorf("sqlite: migrate: record %04d_%s: %w", m.version, m.name, err)
+			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("sqlite: migrate: record %04d_%s: %w", m.Version, m.Name, err)
 		}
-		changed = true
 	}
-	if !changed {
+	if len(pending) == 0 {
 		return nil // the deferred rollback ends the read-only transaction
 	}
 	if err := tx.Commit(); err != nil {

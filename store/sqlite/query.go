@@ -8,17 +8,13 @@ import (
 	"strings"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
 // DefaultListLimit is the Limit of a listing filter that gives none.
-const DefaultListLimit = 100
+const DefaultListLimit = storeutil.DefaultListLimit
 
-func listLimit(n int) int {
-	if n <= 0 {
-		return DefaultListLimit
-	}
-	return n
-}
+func listLimit(n int) int { return storeutil.ListLimit(n) }
 
 // GetEvent returns an event and its deliveries (in the order of the sinks
 // it was inserted with), read in one snapshot.
@@ -58,7 +54,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		args = append(args, f.Source)
 	}
 	if f.Type != "" {
-		if strings.ContainsAny(f.Type, `*?[\`) {
+		if storeutil.IsGlob(f.Type) {
 			where = append(where, "type GLOB ?")
 			args = append(args, sqliteGlob(f.Type))
 		} else {
@@ -81,15 +77,8 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		return nil, s.fail(ctx, "list events", err)
 	}
 	defer rows.Close()
-	var evs []crmhook.Event
-	for rows.Next() {
-		ev, err := scanEvent(rows)
-		if err != nil {
-			return nil, s.fail(ctx, "list events", err)
-		}
-		evs = append(evs, ev)
-	}
-	if err := rows.Err(); err != nil {
+	evs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEvent(rows) })
+	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}
 	return evs, nil
@@ -141,15 +130,7 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	var ds []crmhook.Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		ds = append(ds, d)
-	}
-	return ds, rows.Err()
+	return storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
 }
 
 // ListRejections lists rejections newest first (by RejectedAt). Since is
@@ -186,8 +167,7 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	defer rows.Close()
-	var rs []crmhook.Rejection
-	for rows.Next() {
+	rs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
 		var (
 			r                  crmhook.Rejection
 			rejected, released sql.NullInt64
@@ -195,14 +175,14 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		)
 		ev, err := scanEvent(sc)
 		if err != nil {
-			return nil, s.fail(ctx, "list rejections", err)
+			return crmhook.Rejection{}, err
 		}
 		r.Event = ev
 		r.RejectedAt = fromMicros(rejected)
 		r.ReleasedAt = fromMicros(released)
-		rs = append(rs, r)
-	}
-	if err := rows.Err(); err != nil {
+		return r, nil
+	})
+	if err != nil {
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	return rs, nil

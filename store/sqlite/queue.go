@@ -9,16 +9,13 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
 // DefaultClaimLimit is the Limit of a ClaimParams that gives none.
 const DefaultClaimLimit = 1
-
-// maxLastError bounds what a failure leaves in last_error.
-const maxLastError = 4096
 
 // claimSQL leases due pending deliveries and returns them with their fresh
 // lease tokens. The limit is "?6 + 0", not "?6": SQLite's planner reads a
@@ -168,7 +165,7 @@ func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
 // Retry records a failed attempt and schedules the next one at next (now
 // when zero).
 func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, lastErr string) error {
-	lastErr = truncateError(lastErr)
+	lastErr = storeutil.TruncateLastError(lastErr)
 	return s.finish(ctx, "retry", c, s.stmts.retry, func(now time.Time) []any {
 		if next.IsZero() {
 			next = now
@@ -179,7 +176,7 @@ func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, last
 
 // Kill records a failed attempt and moves the delivery to the dead letters.
 func (s *Store) Kill(ctx context.Context, c crmhook.Claim, lastErr string) error {
-	lastErr = truncateError(lastErr)
+	lastErr = storeutil.TruncateLastError(lastErr)
 	return s.finish(ctx, "kill", c, s.stmts.kill, func(now time.Time) []any {
 		return []any{lastErr, now.UnixMicro()}
 	})
@@ -218,17 +215,6 @@ func (s *Store) finish(ctx context.Context, op string, c crmhook.Claim, stmt *sq
 			}
 			return fmt.Errorf("delivery %d: %w", c.Delivery.ID, crmhook.ErrLeaseLost)
 		}})
-}
-
-func truncateError(s string) string {
-	if len(s) <= maxLastError {
-		return s
-	}
-	s = s[:maxLastError]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 // Replay makes the selected delivered or dead deliveries pending again, due
@@ -301,20 +287,8 @@ func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) 
 	if err := s.checkOpen("reject"); err != nil {
 		return 0, err
 	}
+	r, payload := storeutil.NewRejection(r, s.now)
 	ev := r.Event
-	if ev.ID == "" {
-		ev.ID = crmhook.NewEventID()
-	}
-	if r.RejectedAt.IsZero() {
-		r.RejectedAt = s.now()
-	}
-	if ev.ReceivedAt.IsZero() {
-		ev.ReceivedAt = r.RejectedAt
-	}
-	payload := []byte(ev.Payload)
-	if payload == nil {
-		payload = []byte{}
-	}
 	var id int64
 	err := s.do(ctx, &writeOp{name: "reject", durable: true,
 		run: func(ctx context.Context, tx *groupTx, _ time.Time) error {
