@@ -127,6 +127,7 @@ type DeliveryFilter struct {
 
 // RejectionFilter selects rejections to list.
 type RejectionFilter struct {
+	ID       int64 // one rejection by id
 	Source   string
 	Released *bool // nil: both
 	Since    time.Time

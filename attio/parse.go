@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Parse errors. Every error from Parse, ParseDelivery and ParseEvent wraps
@@ -93,6 +94,10 @@ type object struct {
 }
 
 func readObject(raw []byte) (*object, error) {
+	if !utf8.Valid(raw) {
+		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly replace bad bytes.
+		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalidJSON)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
 	switch {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/internal/apiclient"
 )
 
 // Outcome is what became of one delivery attempt.
@@ -45,15 +46,7 @@ type RetryPolicy struct {
 // BaseDelay·2^(attempts-1)) — "full jitter", which spreads a burst of
 // failures instead of retrying them in lockstep.
 func (p RetryPolicy) Backoff(attempts int) time.Duration {
-	ceiling := p.MaxDelay
-	if attempts < 1 {
-		attempts = 1
-	}
-	if attempts <= 40 { // beyond that the shift overflows; the cap applies anyway
-		if d := p.BaseDelay << (attempts - 1); d > 0 && d < ceiling {
-			ceiling = d
-		}
-	}
+	ceiling := apiclient.Backoff{Base: p.BaseDelay, Cap: p.MaxDelay}.Ceiling(max(attempts, 1) - 1)
 	return rand.N(ceiling) + time.Millisecond
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/affinity"
@@ -193,6 +194,10 @@ func strictObject(body []byte, v any) error {
 	}
 	if !json.Valid(body) {
 		return errors.New("invalid JSON")
+	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly replace bad bytes.
+		return errors.New("payload is not UTF-8")
 	}
 	return json.Unmarshal(body, v)
 }

@@ -24,7 +24,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/crmhook/crmhook"
 	"golang.org/x/time/rate"
@@ -89,9 +88,9 @@ type Handler struct {
 type source struct {
 	Source
 	adapter     adapter
-	pathSecrets [][32]byte // sha256 of each accepted path secret
-	needsPath   bool
+	pathSecrets [][32]byte // sha256 of each accepted path secret; none: no secret path
 	limiter     *rate.Limiter
+	log         *slog.Logger // the handler's logger with the source's name, built once
 }
 
 // New validates cfg and builds a Handler.
@@ -128,12 +127,15 @@ func New(cfg Config) (*Handler, error) {
 		if s.DedupeWindow <= 0 {
 			s.DedupeWindow = 7 * 24 * time.Hour
 		}
-		src := &source{Source: s}
+		src := &source{Source: s, log: cfg.Logger.With("source", s.Name)}
 		var err error
 		switch s.Provider {
 		case crmhook.ProviderAffinity:
+			// Affinity signs nothing: its secrets are path secrets.
+			if len(s.Secrets) == 0 {
+				err = errors.New("affinity sources need a path secret")
+			}
 			src.adapter = affinityAdapter{}
-			src.needsPath = true
 			src.pathSecrets = hashAll(s.Secrets)
 		case crmhook.ProviderAttio:
 			src.adapter, err = newAttioAdapter(s)
@@ -145,12 +147,8 @@ func New(cfg Config) (*Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("receiver: config: source %q: %w", s.Name, err)
 		}
-		if s.Provider != crmhook.ProviderAffinity && len(s.PathSecrets) > 0 {
-			src.needsPath = true
+		if s.Provider != crmhook.ProviderAffinity {
 			src.pathSecrets = hashAll(s.PathSecrets)
-		}
-		if src.needsPath && len(src.pathSecrets) == 0 {
-			return nil, fmt.Errorf("receiver: config: source %q has no path secret", s.Name)
 		}
 		if s.RateLimit > 0 {
 			burst := s.RateBurst
@@ -211,7 +209,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		}
 	}
 	// 404: wrong or missing path secret, indistinguishable from an unknown source.
-	if src.needsPath != (secret != "") || (src.needsPath && !matchSecret(src.pathSecrets, secret)) {
+	if needsPath := len(src.pathSecrets) > 0; needsPath != (secret != "") || (needsPath && !matchSecret(src.pathSecrets, secret)) {
 		return notFound(w), name
 	}
 	// 405
@@ -246,17 +244,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 	// 401 and 400: the provider adapter authenticates and parses.
 	now := h.cfg.Now()
 	res, err := src.adapter.parse(src, r, body, now)
-	log := h.cfg.Logger.With("source", name)
-	if (err == nil || errors.Is(err, errStale)) && !utf8.Valid(body) {
-		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly replace bad bytes.
-		err = errors.New("body is not valid UTF-8")
-	}
+	log := src.log
 	switch {
 	case errors.Is(err, errUnauthorized):
 		log.Warn("delivery refused", "status", 401, "reason", err.Error())
 		return answer(w, http.StatusUnauthorized, "invalid signature"), name
 	case errors.Is(err, errStale):
-		return h.reject(w, r.Context(), src, res.events, err, log), name
+		return h.reject(w, r.Context(), src, res.events, err, now, log), name
 	case err != nil:
 		log.Warn("delivery refused", "status", 400, "reason", err.Error())
 		return answer(w, http.StatusBadRequest, "invalid payload"), name
@@ -308,17 +302,17 @@ func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source,
 // reject keeps authentic events that failed only the replay window, then
 // answers 400. If they cannot be kept it answers 503, so nothing well-formed
 // is dropped silently.
-func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, log *slog.Logger) int {
-	now := h.cfg.Now()
+func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, now time.Time, log *slog.Logger) int {
+	reason := why.Error()
 	for i := range events {
 		ev := events[i]
 		ev.ID = crmhook.NewEventID()
 		ev.Source, ev.Provider, ev.ReceivedAt = src.Name, src.Provider, now
-		if _, err := h.cfg.Store.Reject(ctx, crmhook.Rejection{Event: ev, Reason: why.Error(), RejectedAt: now}); err != nil {
+		if _, err := h.cfg.Store.Reject(ctx, crmhook.Rejection{Event: ev, Reason: reason, RejectedAt: now}); err != nil {
 			log.Error("store could not keep a rejection; answering 503", "type", ev.Type, "err", err)
 			return h.unavailable(w)
 		}
-		log.Warn("event rejected and kept", "status", 400, "type", ev.Type, "dedupe_key", ev.DedupeKey, "reason", why.Error())
+		log.Warn("event rejected and kept", "status", 400, "type", ev.Type, "dedupe_key", ev.DedupeKey, "reason", reason)
 	}
 	h.cfg.Observer.Rejected(src.Name)
 	return answer(w, http.StatusBadRequest, "timestamp outside the replay window")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/internal/apiclient"
 	"github.com/crmhook/crmhook/stdwebhooks"
 )
 
@@ -224,23 +225,7 @@ func (e *StatusError) Error() string {
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date,
 // capped at MaxRetryAfter. It returns 0 for an absent, invalid or past value.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		if secs >= int64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(secs) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
+	return min(apiclient.ParseRetryAfter(v, now), MaxRetryAfter)
 }
 
 // stripURL drops the URL from a *url.Error: it may hold a secret path or

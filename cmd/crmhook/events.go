@@ -131,17 +131,12 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 			}
 			switch {
 			case rejections:
-				var out struct {
-					Rejections []app.RejectionJSON `json:"rejections"`
+				rs, err := adminList[app.RejectionJSON](cmd.Context(), ac, "/api/rejections", q, "rejections")
+				if err != nil || asJSON {
+					return c.listOut(err, rs)
 				}
-				if err := ac.do(cmd.Context(), "GET", "/api/rejections?"+q.Encode(), nil, &out); err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(c.stdout, out.Rejections)
-				}
-				rows := make([][]string, 0, len(out.Rejections))
-				for _, r := range out.Rejections {
+				rows := make([][]string, 0, len(rs))
+				for _, r := range rs {
 					released := "-"
 					if r.ReleasedAt != nil {
 						released = r.ReleasedAt.Format(time.RFC3339)
@@ -151,33 +146,23 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 				return writeTable(c.stdout, []string{"ID", "REJECTED", "SOURCE", "TYPE", "REASON", "RELEASED"}, rows)
 			case status != "":
 				set("state", status)
-				var out struct {
-					Deliveries []app.DeliveryJSON `json:"deliveries"`
+				ds, err := adminList[app.DeliveryJSON](cmd.Context(), ac, "/api/deliveries", q, "deliveries")
+				if err != nil || asJSON {
+					return c.listOut(err, ds)
 				}
-				if err := ac.do(cmd.Context(), "GET", "/api/deliveries?"+q.Encode(), nil, &out); err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(c.stdout, out.Deliveries)
-				}
-				rows := make([][]string, 0, len(out.Deliveries))
-				for _, d := range out.Deliveries {
+				rows := make([][]string, 0, len(ds))
+				for _, d := range ds {
 					rows = append(rows, []string{d.EventID, d.Sink, string(d.State), strconv.Itoa(d.Attempts), d.CreatedAt.Format(time.RFC3339), oneLine(d.LastError, 60)})
 				}
 				return writeTable(c.stdout, []string{"EVENT", "SINK", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR"}, rows)
 			default:
 				set("type", typ)
-				var out struct {
-					Events []app.EventJSON `json:"events"`
+				evs, err := adminList[app.EventJSON](cmd.Context(), ac, "/api/events", q, "events")
+				if err != nil || asJSON {
+					return c.listOut(err, evs)
 				}
-				if err := ac.do(cmd.Context(), "GET", "/api/events?"+q.Encode(), nil, &out); err != nil {
-					return err
-				}
-				if asJSON {
-					return writeJSON(c.stdout, out.Events)
-				}
-				rows := make([][]string, 0, len(out.Events))
-				for _, e := range out.Events {
+				rows := make([][]string, 0, len(evs))
+				for _, e := range evs {
 					rows = append(rows, []string{e.ID, e.ReceivedAt.Format(time.RFC3339), e.Source, e.Type, e.DedupeKey})
 				}
 				return writeTable(c.stdout, []string{"ID", "RECEIVED", "SOURCE", "TYPE", "DEDUPE KEY"}, rows)
@@ -194,6 +179,23 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 	f.IntVar(&limit, "limit", 0, "at most this many (default 100)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// adminList fetches one listing of the admin API: {"<key>": [T…]}.
+func adminList[T any](ctx context.Context, ac *adminClient, path string, q url.Values, key string) ([]T, error) {
+	var out map[string][]T
+	if err := ac.do(ctx, "GET", path+"?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return out[key], nil
+}
+
+// listOut ends a listing that failed or was asked for as JSON ([] when empty).
+func (c *cli) listOut(err error, items any) error {
+	if err != nil {
+		return err
+	}
+	return writeJSON(c.stdout, items)
 }
 
 func (c *cli) eventsShowCmd(af *adminFlags) *cobra.Command {
@@ -263,7 +265,7 @@ func (c *cli) eventsReplayCmd(af *adminFlags) *cobra.Command {
 				if t.v == "" {
 					continue
 				}
-				if *t.dst, err = parseWhen(t.v); err != nil {
+				if *t.dst, err = app.ParseWhen(t.v, time.Now()); err != nil {
 					return err
 				}
 			}
@@ -312,16 +314,6 @@ func (c *cli) eventsReleaseCmd(af *adminFlags) *cobra.Command {
 			return nil
 		},
 	}
-}
-
-func parseWhen(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", v)
 }
 
 func oneLine(s string, n int) string {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -26,7 +27,19 @@ import (
 	"golang.org/x/time/rate"
 )
 
-var defaultSendType = map[crmhook.Provider]string{crmhook.ProviderAffinity: "person.created", crmhook.ProviderAttio: "record.created", crmhook.ProviderStandardWebhooks: "contact.created"}
+// sendProvider is what `crmhook send` assumes of a provider when not told:
+// the event type, and the source and secret of the no-config run.
+type sendProvider struct {
+	eventType string
+	source    string
+	secret    func(app.Secrets) string
+}
+
+var sendProviders = map[crmhook.Provider]sendProvider{
+	crmhook.ProviderAffinity:         {"person.created", app.EmbeddedAffinity, func(s app.Secrets) string { return s.AffinityPath }},
+	crmhook.ProviderAttio:            {"record.created", app.EmbeddedAttio, func(s app.Secrets) string { return s.Attio }},
+	crmhook.ProviderStandardWebhooks: {"contact.created", app.EmbeddedWebhooks, func(s app.Secrets) string { return s.Webhooks }},
+}
 
 // sendOptions is what `crmhook send` fires, where, and how much of it.
 type sendOptions struct {
@@ -62,7 +75,7 @@ fresh id), so none is dropped as a redelivery.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.eventType == "" {
-				o.eventType = defaultSendType[crmhook.Provider(o.provider)]
+				o.eventType = sendProviders[crmhook.Provider(o.provider)].eventType
 			}
 			rep, err := c.send(cmd.Context(), o)
 			if err != nil {
@@ -113,9 +126,6 @@ func (c *cli) send(ctx context.Context, o sendOptions) (SendReport, error) {
 		return SendReport{}, fmt.Errorf("send: --count and --concurrency must be at least 1, --rate not negative")
 	}
 	prov := crmhook.Provider(o.provider)
-	if o.eventType == "" {
-		o.eventType = defaultSendType[prov]
-	}
 	var fileBody []byte
 	if o.file != "" {
 		b, err := os.ReadFile(o.file)
@@ -169,7 +179,7 @@ func (c *cli) send(ctx context.Context, o sendOptions) (SendReport, error) {
 				if err == nil {
 					key = strconv.Itoa(resp.StatusCode)
 					first.CompareAndSwap(0, int64(resp.StatusCode))
-					_, _ = bytes.NewBuffer(nil).ReadFrom(resp.Body)
+					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 				mu.Lock()
@@ -198,11 +208,12 @@ func (c *cli) send(ctx context.Context, o sendOptions) (SendReport, error) {
 func (c *cli) sendTarget(o sendOptions, prov crmhook.Provider) (target, secret string, err error) {
 	secret = o.secret
 	source := o.source
+	defaults, known := sendProviders[prov]
 	if source == "" {
-		source = map[crmhook.Provider]string{crmhook.ProviderAffinity: app.EmbeddedAffinity, crmhook.ProviderAttio: app.EmbeddedAttio, crmhook.ProviderStandardWebhooks: app.EmbeddedWebhooks}[prov]
-		if source == "" {
+		if !known {
 			return "", "", fmt.Errorf("send: unknown provider %q (want affinity, attio or standard-webhooks)", o.provider)
 		}
+		source = defaults.source
 	}
 	full := strings.Contains(o.url, "/hooks/")
 	if secret == "" && !(full && prov == crmhook.ProviderAffinity) {
@@ -210,7 +221,9 @@ func (c *cli) sendTarget(o sendOptions, prov crmhook.Provider) (target, secret s
 		if lerr != nil {
 			return "", "", fmt.Errorf("send: no --secret given and no secrets kept in %s (run crmhook serve once without a config, or pass --secret)", o.dataDir)
 		}
-		secret = map[crmhook.Provider]string{crmhook.ProviderAffinity: s.AffinityPath, crmhook.ProviderAttio: s.Attio, crmhook.ProviderStandardWebhooks: s.Webhooks}[prov]
+		if known {
+			secret = defaults.secret(s)
+		}
 	}
 	if full {
 		return o.url, secret, nil

@@ -27,7 +27,7 @@ directory (.crmhook), one source per provider with secrets generated on the
 first run and kept there, and every event printed to stdout as a JSON line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, embedded, err := c.loadServeConfig(cmd, cfgPath, dataDir)
+			cfg, embedded, err := c.loadServeConfig(cfgPath, dataDir)
 			if err != nil {
 				return err
 			}
@@ -52,7 +52,7 @@ first run and kept there, and every event printed to stdout as a JSON line.`,
 
 // loadServeConfig reads the config file, or builds the embedded defaults.
 // embedded is non-nil for the latter.
-func (c *cli) loadServeConfig(cmd *cobra.Command, cfgPath, dataDir string) (*config.Config, *app.Secrets, error) {
+func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *app.Secrets, error) {
 	if cfgPath == "" {
 		if _, err := os.Stat(defaultConfigFile); err == nil {
 			cfgPath = defaultConfigFile

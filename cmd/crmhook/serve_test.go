@@ -292,7 +292,7 @@ func TestEmbeddedServeTakesTheAttioSecretFromTheEnvironment(t *testing.T) {
 		}
 		return ""
 	})
-	cfg, embedded, err := c.loadServeConfig(nil, "", filepath.Join(dir, "data"))
+	cfg, embedded, err := c.loadServeConfig("", filepath.Join(dir, "data"))
 	if err != nil || embedded == nil {
 		t.Fatalf("embedded config: %v", err)
 	}

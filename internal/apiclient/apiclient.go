@@ -2,7 +2,9 @@
 // share: the retry loop for idempotent reads (full-jitter backoff, Retry-After
 // honoured and capped, waits that end with the context), bounded body reads,
 // Retry-After parsing and redaction of credentials from text kept in errors.
-// Authentication, error bodies and sentinels stay in each SDK.
+// Authentication, error bodies and sentinels stay in each SDK. The backoff
+// ceiling and Retry-After parsing also serve the dispatcher and the HTTP sink,
+// so that every retry in crmhook follows the same rules.
 package apiclient
 
 import (

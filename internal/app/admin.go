@@ -275,25 +275,16 @@ func (m *Main) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
 	}
 	// The released event is routed as if it arrived now; its sinks come from
 	// the current filters, which need the event itself.
-	rs, err := m.Store.ListRejections(r.Context(), crmhook.RejectionFilter{Limit: 1 << 20})
+	rs, err := m.Store.ListRejections(r.Context(), crmhook.RejectionFilter{ID: id, Limit: 1})
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	var sinks []string
-	found := false
-	for _, rj := range rs {
-		if rj.ID == id {
-			found = true
-			sinks = router(m.Config.Sinks)(&rj.Event)
-			break
-		}
-	}
-	if !found {
+	if len(rs) == 0 {
 		storeError(w, crmhook.ErrNotFound)
 		return
 	}
-	res, err := m.Store.ReleaseRejection(r.Context(), id, sinks, time.Now().Add(m.Config.DedupeWindow))
+	res, err := m.Store.ReleaseRejection(r.Context(), id, m.route(&rs[0].Event), time.Now().Add(m.Config.DedupeWindow))
 	if err != nil {
 		storeError(w, err)
 		return
@@ -302,18 +293,28 @@ func (m *Main) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"event_id": res.EventID, "duplicate": res.Duplicate})
 }
 
+// ParseWhen reads a time the way the admin API and the CLI take them: RFC
+// 3339, or a duration that long before now ("2h").
+func ParseWhen(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", v)
+}
+
 func commonQuery(since, until, limit string) (s, u time.Time, n int, err error) {
 	parse := func(name, v string) (time.Time, error) {
 		if v == "" {
 			return time.Time{}, nil
 		}
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
-			return t, nil
+		t, err := ParseWhen(v, time.Now())
+		if err != nil {
+			return t, fmt.Errorf("%s: %w", name, err)
 		}
-		if d, err := time.ParseDuration(v); err == nil {
-			return time.Now().Add(-d), nil
-		}
-		return time.Time{}, fmt.Errorf("%s: %q is neither RFC 3339 nor a duration like 1h", name, v)
+		return t, nil
 	}
 	if s, err = parse("since", since); err != nil {
 		return

@@ -47,6 +47,7 @@ type Main struct {
 	Dispatcher *deliver.Dispatcher
 
 	sinks    []crmhook.Sink
+	route    func(*crmhook.Event) []string // names the sinks whose filter wants an event
 	public   *http.Server
 	admin    *http.Server
 	publicLn net.Listener
@@ -127,7 +128,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	rcfg.Store = m.Store
-	rcfg.Route = router(cfg.Sinks)
+	m.route = router(cfg.Sinks)
+	rcfg.Route = m.route
 	rcfg.OnStored = m.Dispatcher.Notify
 	rcfg.Observer = m.Metrics
 	rcfg.Logger = m.Logger.With("component", "receiver")

@@ -155,6 +155,9 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		return nil, err
 	}
 	w := &where{}
+	if f.ID != 0 {
+		w.add("id = " + w.arg(f.ID))
+	}
 	if f.Source != "" {
 		w.add("source = " + w.arg(f.Source))
 	}

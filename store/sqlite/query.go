@@ -140,6 +140,10 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		return nil, err
 	}
 	where, args := []string{"1 = 1"}, []any{}
+	if f.ID != 0 {
+		where = append(where, "id = ?")
+		args = append(args, f.ID)
+	}
 	if f.Source != "" {
 		where = append(where, "source = ?")
 		args = append(args, f.Source)

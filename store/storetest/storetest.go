@@ -878,6 +878,7 @@ func testRejections(t *testing.T, s crmhook.Store) {
 		}
 	}
 	list(crmhook.RejectionFilter{Source: "affinity"}, ids[2], ids[0])
+	list(crmhook.RejectionFilter{ID: ids[1]}, ids[1])
 	list(crmhook.RejectionFilter{Limit: 1}, ids[2])
 	list(crmhook.RejectionFilter{Since: base.Add(30 * time.Second)}, ids[2], ids[1])
 	list(crmhook.RejectionFilter{Until: base.Add(90 * time.Second)}, ids[1], ids[0])
