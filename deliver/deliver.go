@@ -271,8 +271,11 @@ func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.C
 	// Recording the outcome must not be cut short by shutdown.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rcancel()
-	log := d.cfg.Logger.With("sink", sink.Name(), "event_id", c.Event.ID, "source", c.Event.Source,
-		"type", c.Event.Type, "dedupe_key", c.Event.DedupeKey, "attempt", c.Delivery.Attempts+1)
+	// Built only when a line is written: a delivered attempt logs at debug.
+	log := func() *slog.Logger {
+		return d.cfg.Logger.With("sink", sink.Name(), "event_id", c.Event.ID, "source", c.Event.Source,
+			"type", c.Event.Type, "dedupe_key", c.Event.DedupeKey, "attempt", c.Delivery.Attempts+1)
+	}
 
 	var outcome Outcome
 	var recErr error
@@ -294,15 +297,15 @@ func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.C
 	switch {
 	case recErr != nil && outcome != OutcomeLeaseLost:
 		// The lease will run out and the delivery be tried again.
-		log.Error("recording delivery outcome failed", "outcome", string(outcome), "err", recErr)
+		log().Error("recording delivery outcome failed", "outcome", string(outcome), "err", recErr)
 	case outcome == OutcomeDead:
-		log.Warn("delivery dead-lettered", "err", errText(err))
+		log().Warn("delivery dead-lettered", "err", errText(err))
 	case outcome == OutcomeRetry:
-		log.Info("delivery failed, will retry", "err", errText(err))
+		log().Info("delivery failed, will retry", "err", errText(err))
 	case outcome == OutcomeLeaseLost:
-		log.Warn("lease lost before the outcome was recorded; another dispatcher has it")
-	default:
-		log.Debug("delivery attempt", "outcome", string(outcome), "took", took)
+		log().Warn("lease lost before the outcome was recorded; another dispatcher has it")
+	case d.cfg.Logger.Enabled(ctx, slog.LevelDebug):
+		log().Debug("delivery attempt", "outcome", string(outcome), "took", took)
 	}
 }
 
