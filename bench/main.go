@@ -3,6 +3,7 @@
 //
 //	go run ./bench                      # SQLite store, 32 connections, 10 s per phase
 //	go run ./bench -store postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+//	go run ./bench -disk /var/lib/crmhook     # only the disk's fsync latency
 //
 // Both servers run as separate processes (the bare handler is this program
 // re-executed with -serve-bare), so neither shares a heap or scheduler with
@@ -41,15 +42,60 @@ func main() {
 	store := flag.String("store", "", "crmhook store URL (default: SQLite in a temp dir)")
 	bin := flag.String("crmhook", "", "crmhook binary (default: go build ./cmd/crmhook)")
 	withSink := flag.Bool("sink", true, "configure the HTTP sink (false: measure durable ingest alone, no dispatching)")
+	disk := flag.String("disk", "", "only measure this directory's commit latency: frames written like a WAL commit, then fsync")
 	flag.Parse()
 	if *bare != "" {
 		serveBare(*bare)
+		return
+	}
+	if *disk != "" {
+		if err := measureDisk(*disk); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if err := run(*duration, *conns, *store, *bin, *withSink); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// measureDisk writes WAL-sized frames (4 KiB pages with their 24-byte
+// headers) to a scratch file in dir and fsyncs after each batch, as SQLite's
+// synchronous=FULL commit does, and prints the fsync latency. No durable
+// store can answer faster than this, and with a fixed number of
+// connections it bounds how many events one commit can carry per second.
+func measureDisk(dir string) error {
+	f, err := os.CreateTemp(dir, "crmhook-disk-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	frame := make([]byte, 4096+24)
+	var off int64
+	fmt.Printf("| frames per commit | fsync p50 | fsync p99 |\n|---|---|---|\n")
+	for _, frames := range []int{1, 4, 20, 60} {
+		const commits = 300
+		lat := make([]time.Duration, 0, commits)
+		for range commits {
+			for range frames {
+				if _, err := f.WriteAt(frame, off); err != nil {
+					return err
+				}
+				off = (off + int64(len(frame))) % (4 << 20) // a WAL restarts from its start
+			}
+			start := time.Now()
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		fmt.Printf("| %d | %s | %s |\n", frames, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))
+	}
+	return nil
 }
 
 // serveBare is the baseline: read the body, answer 200.
