@@ -22,7 +22,7 @@ import (
 // wrap errUnauthorized (401), errStale (400, events kept as rejections, which
 // the result then carries) or anything else (400).
 type adapter interface {
-	parse(src *source, r *http.Request, body []byte, now time.Time) (parseResult, error)
+	parse(src *source, r *http.Request, body []byte) (parseResult, error)
 }
 
 type parseResult struct {
@@ -41,21 +41,27 @@ func staleError(err error) error { return fmt.Errorf("%w: %v", errStale, err) }
 
 // affinityAdapter: Affinity signs nothing; the path secret (checked before)
 // is the authentication. The replay window applies to sent_at.
-type affinityAdapter struct{}
+type affinityAdapter struct {
+	opts []affinity.ParseOption // the source's window, built once
+}
 
-func (affinityAdapter) parse(src *source, _ *http.Request, body []byte, now time.Time) (parseResult, error) {
-	opts := []affinity.ParseOption{affinity.WithNow(func() time.Time { return now })}
-	if src.MaxAge > 0 {
-		opts = append(opts, affinity.WithMaxAge(src.MaxAge))
+func newAffinityAdapter(s Source, now func() time.Time) affinityAdapter {
+	opts := []affinity.ParseOption{affinity.WithNow(now)}
+	if s.MaxAge > 0 {
+		opts = append(opts, affinity.WithMaxAge(s.MaxAge))
 	} else {
 		opts = append(opts, affinity.WithoutMaxAge())
 	}
-	if src.MaxFuture > 0 {
-		opts = append(opts, affinity.WithMaxFutureSkew(src.MaxFuture))
+	if s.MaxFuture > 0 {
+		opts = append(opts, affinity.WithMaxFutureSkew(s.MaxFuture))
 	} else {
 		opts = append(opts, affinity.WithoutMaxFutureSkew())
 	}
-	ev, err := affinity.Parse(body, opts...)
+	return affinityAdapter{opts: opts}
+}
+
+func (a affinityAdapter) parse(src *source, _ *http.Request, body []byte) (parseResult, error) {
+	ev, err := affinity.Parse(body, a.opts...)
 	stale := errors.Is(err, affinity.ErrTooOld) || errors.Is(err, affinity.ErrTooNew)
 	if err != nil && !(stale && ev != nil) {
 		return parseResult{}, err
@@ -86,21 +92,19 @@ func AffinityDedupeKey(eventType string, sentAt int64, body []byte) string {
 // "timestamp.body" when X-Attio-Timestamp is present (seed 004's variant).
 type attioAdapter struct {
 	secrets []string
+	opts    []attio.VerifyOption // the source's window, built once
 }
 
-func newAttioAdapter(s Source) (adapter, error) {
+func newAttioAdapter(s Source, now func() time.Time) (adapter, error) {
 	if len(s.Secrets) == 0 {
 		return nil, errors.New("attio sources need at least one signing secret")
 	}
-	return attioAdapter{secrets: s.Secrets}, nil
+	tolerance := max(s.MaxAge, s.MaxFuture)
+	return attioAdapter{secrets: s.Secrets, opts: []attio.VerifyOption{attio.WithTolerance(tolerance), attio.WithNow(now)}}, nil
 }
 
-func (a attioAdapter) parse(src *source, r *http.Request, body []byte, now time.Time) (parseResult, error) {
-	tolerance := src.MaxAge
-	if src.MaxFuture > tolerance {
-		tolerance = src.MaxFuture
-	}
-	verr := attio.Verify(body, r.Header, a.secrets, attio.WithTolerance(tolerance), attio.WithNow(func() time.Time { return now }))
+func (a attioAdapter) parse(src *source, r *http.Request, body []byte) (parseResult, error) {
+	verr := attio.Verify(body, r.Header, a.secrets, a.opts...)
 	stale := errors.Is(verr, attio.ErrTooOld) || errors.Is(verr, attio.ErrTooNew)
 	if verr != nil && !stale {
 		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, verr)
@@ -152,7 +156,7 @@ func newStdAdapter(s Source, now func() time.Time) (adapter, error) {
 	return stdAdapter{verifier: v}, nil
 }
 
-func (a stdAdapter) parse(src *source, r *http.Request, body []byte, _ time.Time) (parseResult, error) {
+func (a stdAdapter) parse(src *source, r *http.Request, body []byte) (parseResult, error) {
 	verr := a.verifier.Verify(body, r.Header)
 	stale := errors.Is(verr, stdwebhooks.ErrTooOld) || errors.Is(verr, stdwebhooks.ErrTooNew)
 	if verr != nil && !stale {

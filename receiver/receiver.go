@@ -135,10 +135,10 @@ func New(cfg Config) (*Handler, error) {
 			if len(s.Secrets) == 0 {
 				err = errors.New("affinity sources need a path secret")
 			}
-			src.adapter = affinityAdapter{}
+			src.adapter = newAffinityAdapter(s, cfg.Now)
 			src.pathSecrets = hashAll(s.Secrets)
 		case crmhook.ProviderAttio:
-			src.adapter, err = newAttioAdapter(s)
+			src.adapter, err = newAttioAdapter(s, cfg.Now)
 		case crmhook.ProviderStandardWebhooks:
 			src.adapter, err = newStdAdapter(s, cfg.Now)
 		default:
@@ -243,14 +243,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 
 	// 401 and 400: the provider adapter authenticates and parses.
 	now := h.cfg.Now()
-	res, err := src.adapter.parse(src, r, body, now)
+	res, err := src.adapter.parse(src, r, body)
 	log := src.log
 	switch {
 	case errors.Is(err, errUnauthorized):
 		log.Warn("delivery refused", "status", 401, "reason", err.Error())
 		return answer(w, http.StatusUnauthorized, "invalid signature"), name
 	case errors.Is(err, errStale):
-		return h.reject(w, r.Context(), src, res.events, err, now, log), name
+		return h.reject(w, r.Context(), src, res.events, err, now), name
 	case err != nil:
 		log.Warn("delivery refused", "status", 400, "reason", err.Error())
 		return answer(w, http.StatusBadRequest, "invalid payload"), name
@@ -259,13 +259,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		log.Info("provider probe answered", "type", res.probeType)
 		return ok(w), name
 	}
-	return h.store(w, r.Context(), src, res.events, now, log), name
+	return h.store(w, r.Context(), src, res.events, now), name
 }
 
 // store commits every event of the delivery, then answers 200. Any failure
 // answers 503: the provider retries, and the events already stored are then
 // deduplicated.
-func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, now time.Time, log *slog.Logger) int {
+func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, now time.Time) int {
+	log := src.log
 	stored := 0
 	for i := range events {
 		ev := &events[i]
@@ -302,7 +303,8 @@ func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source,
 // reject keeps authentic events that failed only the replay window, then
 // answers 400. If they cannot be kept it answers 503, so nothing well-formed
 // is dropped silently.
-func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, now time.Time, log *slog.Logger) int {
+func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, now time.Time) int {
+	log := src.log
 	reason := why.Error()
 	for i := range events {
 		ev := events[i]

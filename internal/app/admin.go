@@ -163,15 +163,7 @@ func (m *Main) apiListEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs, err := m.Store.ListEvents(r.Context(), f)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	out := make([]EventJSON, 0, len(evs))
-	for _, ev := range evs {
-		out = append(out, eventJSON(ev, false))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	writeList(w, "events", evs, err, func(ev crmhook.Event) EventJSON { return eventJSON(ev, false) })
 }
 
 func (m *Main) apiGetEvent(w http.ResponseWriter, r *http.Request) {
@@ -180,11 +172,7 @@ func (m *Main) apiGetEvent(w http.ResponseWriter, r *http.Request) {
 		storeError(w, err)
 		return
 	}
-	out := make([]DeliveryJSON, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, deliveryJSON(d))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"event": eventJSON(ev, true), "deliveries": out})
+	writeJSON(w, http.StatusOK, map[string]any{"event": eventJSON(ev, true), "deliveries": convert(ds, deliveryJSON)})
 }
 
 func (m *Main) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
@@ -200,15 +188,7 @@ func (m *Main) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ds, err := m.Store.ListDeliveries(r.Context(), f)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	out := make([]DeliveryJSON, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, deliveryJSON(d))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out})
+	writeList(w, "deliveries", ds, err, deliveryJSON)
 }
 
 func (m *Main) apiReplay(w http.ResponseWriter, r *http.Request) {
@@ -256,15 +236,9 @@ func (m *Main) apiListRejections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs, err := m.Store.ListRejections(r.Context(), f)
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	out := make([]RejectionJSON, 0, len(rs))
-	for _, rj := range rs {
-		out = append(out, RejectionJSON{ID: rj.ID, Event: eventJSON(rj.Event, false), Reason: rj.Reason, RejectedAt: rj.RejectedAt, ReleasedAt: timePtr(rj.ReleasedAt)})
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"rejections": out})
+	writeList(w, "rejections", rs, err, func(rj crmhook.Rejection) RejectionJSON {
+		return RejectionJSON{ID: rj.ID, Event: eventJSON(rj.Event, false), Reason: rj.Reason, RejectedAt: rj.RejectedAt, ReleasedAt: timePtr(rj.ReleasedAt)}
+	})
 }
 
 func (m *Main) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
@@ -336,6 +310,25 @@ func validState(s crmhook.DeliveryState) error {
 		return nil
 	}
 	return fmt.Errorf("state %q is not pending, delivered or dead", s)
+}
+
+// writeList answers a listing: the store's error, or the items converted,
+// under key ([] when there are none).
+func writeList[T, J any](w http.ResponseWriter, key string, items []T, err error, conv func(T) J) {
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{key: convert(items, conv)})
+}
+
+// convert maps items through conv; never nil, so that JSON says [].
+func convert[T, J any](items []T, conv func(T) J) []J {
+	out := make([]J, 0, len(items))
+	for _, it := range items {
+		out = append(out, conv(it))
+	}
+	return out
 }
 
 func storeError(w http.ResponseWriter, err error) {

@@ -162,16 +162,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// realWait converts a simulated duration into real time, saturating instead
-// of overflowing for tiny time scales.
-func (cfg *Config) realWait(simulated time.Duration) time.Duration {
-	// float64(MaxInt64) rounds up to 2^63, which does not fit: compare first.
-	if f := float64(simulated) / cfg.TimeScale; f < math.MaxInt64 {
-		return time.Duration(f)
-	}
-	return math.MaxInt64
-}
-
 // isUUID reports whether s is a UUID in its canonical 36-character form.
 func isUUID(s string) bool {
 	if len(s) != 36 {

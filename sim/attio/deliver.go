@@ -247,7 +247,7 @@ func (s *Server) post(target, secret string, m message) (int, string) {
 // sleep waits for the simulated duration d, scaled to real time. It reports
 // false if the server was closed meanwhile.
 func (s *Server) sleep(d time.Duration) bool {
-	return simdeliver.Sleep(s.base.Done(), s.cfg.realWait(d))
+	return simdeliver.Sleep(s.base.Done(), simdeliver.RealWait(d, s.cfg.TimeScale))
 }
 
 // chains is the bookkeeping of the running delivery chains, for WaitIdle.

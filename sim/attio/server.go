@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/crmhook/crmhook/attio"
+	"github.com/crmhook/crmhook/sim/internal/simdeliver"
 )
 
 // maxRequestBody bounds every request body the simulator reads.
@@ -127,7 +128,7 @@ func (s *Server) sortedLocked() []*webhook {
 // InactiveAfter (simulated) into an inactive one. Status is computed when
 // read rather than by a timer, so a test clock controls it exactly.
 func (s *Server) refreshStatusLocked(wh *webhook, now time.Time) {
-	if wh.Status == attio.WebhookDegraded && now.Sub(wh.degradedAt) >= s.cfg.realWait(s.cfg.InactiveAfter) {
+	if wh.Status == attio.WebhookDegraded && now.Sub(wh.degradedAt) >= simdeliver.RealWait(s.cfg.InactiveAfter, s.cfg.TimeScale) {
 		wh.Status = attio.WebhookInactive
 		s.cfg.Logger.Warn("attio sim: webhook inactive after staying degraded", "webhook_id", wh.ID.WebhookID)
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // DefaultClaimLimit is the Limit of a ClaimParams that gives none.
-const DefaultClaimLimit = 1
+const DefaultClaimLimit = storeutil.DefaultClaimLimit
 
 // claimSQL leases due pending deliveries in one statement. FOR UPDATE SKIP
 // LOCKED makes concurrent claimers, in this process or another, pass over
@@ -46,12 +46,9 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := s.checkOpen("claim"); err != nil {
 		return nil, err
 	}
-	if p.Lease <= 0 {
-		return nil, fmt.Errorf("postgres: claim: lease must be positive, got %v", p.Lease)
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultClaimLimit
+	limit, err := storeutil.ClaimLimit(p)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim: %w", err)
 	}
 	sinks := p.Sinks
 	if sinks == nil {

@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultClaimLimit is the Limit of a ClaimParams that gives none.
-const DefaultClaimLimit = 1
+const DefaultClaimLimit = storeutil.DefaultClaimLimit
 
 // claimSQL leases due pending deliveries and returns them with their fresh
 // lease tokens. The limit is "?6 + 0", not "?6": SQLite's planner reads a
@@ -42,12 +42,9 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := s.checkOpen("claim"); err != nil {
 		return nil, err
 	}
-	if p.Lease <= 0 {
-		return nil, fmt.Errorf("sqlite: claim: lease must be positive, got %v", p.Lease)
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = DefaultClaimLimit
+	limit, err := storeutil.ClaimLimit(p)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
 	sinks, err := json.Marshal(p.Sinks)
 	if err != nil {

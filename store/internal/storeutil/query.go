@@ -1,6 +1,7 @@
 package storeutil
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,21 @@ func ListLimit(n int) int {
 		return DefaultListLimit
 	}
 	return n
+}
+
+// DefaultClaimLimit is the Limit of a ClaimParams that gives none.
+const DefaultClaimLimit = 1
+
+// ClaimLimit checks p's lease and returns how many deliveries the claim
+// may take.
+func ClaimLimit(p crmhook.ClaimParams) (int, error) {
+	if p.Lease <= 0 {
+		return 0, fmt.Errorf("lease must be positive, got %v", p.Lease)
+	}
+	if p.Limit <= 0 {
+		return DefaultClaimLimit, nil
+	}
+	return p.Limit, nil
 }
 
 // IsGlob reports whether a type filter is a path.Match pattern rather than
