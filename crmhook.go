@@ -209,6 +209,9 @@ var (
 	ErrLeaseLost   = errors.New("crmhook: lease lost") // the claim's lease expired and was taken over
 	ErrUnavailable = errors.New("crmhook: store unavailable")
 	ErrClosed      = errors.New("crmhook: store closed")
+	// ErrAlreadyReleased is ReleaseRejection's answer for a rejection that
+	// was released before: a conflict with the stored state, not a failure.
+	ErrAlreadyReleased = errors.New("crmhook: rejection already released")
 )
 
 // Sink is a destination events are delivered to.

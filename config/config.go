@@ -12,11 +12,13 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/receiver"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -40,6 +42,10 @@ type Config struct {
 	Sinks     []Sink        `yaml:"sinks"`
 	// ShutdownGrace bounds a graceful stop (in-flight requests and deliveries).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	// Deprecations lists the deprecated keys the file used, each with what
+	// replaces it; serve logs them once at start.
+	Deprecations []string `yaml:"-"`
 }
 
 // TLS names the certificate and key files for the public listener.
@@ -62,12 +68,38 @@ type Log struct {
 
 // Delivery is the dispatcher's retry budget and pacing.
 type Delivery struct {
-	MaxAttempts  int           `yaml:"max_attempts"`
-	MaxAge       time.Duration `yaml:"max_age"`
+	MaxAttempts int `yaml:"max_attempts"`
+	// GiveUpAfter is how long after its event arrived a failing delivery is
+	// retried before it is dead-lettered. The key was called max_age before;
+	// that name is still read (see UnmarshalYAML) and reported deprecated.
+	GiveUpAfter  time.Duration `yaml:"give_up_after"`
 	BaseDelay    time.Duration `yaml:"base_delay"`
 	MaxDelay     time.Duration `yaml:"max_delay"`
 	Lease        time.Duration `yaml:"lease"`
 	PollInterval time.Duration `yaml:"poll_interval"`
+
+	deprecatedMaxAge bool // the file used max_age
+}
+
+// UnmarshalYAML reads the delivery block, taking the deprecated key max_age
+// as give_up_after (both at once is an error: they would disagree).
+func (d *Delivery) UnmarshalYAML(n *yaml.Node) error {
+	type plain Delivery
+	var v struct {
+		plain  `yaml:",inline"`
+		MaxAge *time.Duration `yaml:"max_age"`
+	}
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*d = Delivery(v.plain)
+	if v.MaxAge != nil {
+		if d.GiveUpAfter != 0 {
+			return fmt.Errorf("line %d: delivery: max_age is the old name of give_up_after; set only give_up_after", n.Line)
+		}
+		d.GiveUpAfter, d.deprecatedMaxAge = *v.MaxAge, true
+	}
+	return nil
 }
 
 // Source is one provider endpoint under /hooks/{name}.
@@ -88,11 +120,57 @@ type Source struct {
 }
 
 // ReplayWindow bounds how old, or how far in the future, a delivery's own
-// timestamp may be. Zero MaxAge with Disabled false takes the provider default.
+// timestamp may be. Each side that is not written takes the provider's
+// default for that side (receiver.DefaultReplayWindow). "Off" is written
+// `replay_window: off` or `{disabled: true}`; a zero duration is refused,
+// never taken to mean off.
 type ReplayWindow struct {
 	MaxAge    time.Duration `yaml:"max_age"`
 	MaxFuture time.Duration `yaml:"max_future"`
 	Disabled  bool          `yaml:"disabled"`
+}
+
+// UnmarshalYAML reads `off` or a mapping, and refuses a side written as
+// zero or negative.
+func (w *ReplayWindow) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value != "off" {
+			return fmt.Errorf("line %d: replay_window: %q is neither off nor a mapping {max_age, max_future}", n.Line, n.Value)
+		}
+		*w = ReplayWindow{Disabled: true}
+		return nil
+	}
+	var v struct {
+		MaxAge    *time.Duration `yaml:"max_age"`
+		MaxFuture *time.Duration `yaml:"max_future"`
+		Disabled  bool           `yaml:"disabled"`
+	}
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*w = ReplayWindow{Disabled: v.Disabled}
+	for _, side := range []struct {
+		key string
+		val *time.Duration
+		dst *time.Duration
+	}{{"max_age", v.MaxAge, &w.MaxAge}, {"max_future", v.MaxFuture, &w.MaxFuture}} {
+		if side.val == nil {
+			continue
+		}
+		if *side.val <= 0 {
+			return fmt.Errorf("line %d: replay_window.%s must be positive; to switch the window off write replay_window: off", n.Line, side.key)
+		}
+		*side.dst = *side.val
+	}
+	if w.Disabled && (w.MaxAge != 0 || w.MaxFuture != 0) {
+		return fmt.Errorf("line %d: replay_window: disabled together with max_age or max_future; choose one", n.Line)
+	}
+	return nil
+}
+
+// Receiver is the window as the receiver takes it.
+func (w ReplayWindow) Receiver() receiver.ReplayWindow {
+	return receiver.ReplayWindow{Off: w.Disabled, MaxAge: w.MaxAge, MaxFuture: w.MaxFuture}
 }
 
 // RateLimit is a token bucket per source; zero RPS means no limit.
@@ -176,16 +254,6 @@ const (
 	// cryptographically random data".
 	MinPathSecretLen = 32
 )
-
-// DefaultReplayWindow is the provider's default window. Affinity's is 12h
-// because its retries last up to 10h and it is not documented whether a
-// retry keeps the first sent_at; the others follow their 5-minute norms.
-func DefaultReplayWindow(p crmhook.Provider) ReplayWindow {
-	if p == crmhook.ProviderAffinity {
-		return ReplayWindow{MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute}
-	}
-	return ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}
-}
 
 // Load reads and validates the file at path, expanding ${ENV} with getenv.
 func Load(path string, getenv func(string) string) (*Config, error) {
@@ -294,8 +362,11 @@ func (c *Config) SetDefaults() {
 	if d.MaxAttempts == 0 {
 		d.MaxAttempts = 12
 	}
-	if d.MaxAge == 0 {
-		d.MaxAge = 72 * time.Hour
+	if d.GiveUpAfter == 0 {
+		d.GiveUpAfter = 72 * time.Hour
+	}
+	if d.deprecatedMaxAge && !slices.Contains(c.Deprecations, deprecatedDeliveryMaxAge) {
+		c.Deprecations = append(c.Deprecations, deprecatedDeliveryMaxAge)
 	}
 	if d.BaseDelay == 0 {
 		d.BaseDelay = time.Second
@@ -314,9 +385,8 @@ func (c *Config) SetDefaults() {
 		if s.BodyLimit == 0 {
 			s.BodyLimit = DefaultBodyLimit
 		}
-		if !s.ReplayWindow.Disabled && s.ReplayWindow.MaxAge == 0 && s.ReplayWindow.MaxFuture == 0 {
-			s.ReplayWindow = DefaultReplayWindow(s.Provider)
-		}
+		rw := s.ReplayWindow.Receiver().WithDefaults(s.Provider)
+		s.ReplayWindow = ReplayWindow{Disabled: rw.Off, MaxAge: rw.MaxAge, MaxFuture: rw.MaxFuture}
 		if s.RateLimit.RPS > 0 && s.RateLimit.Burst == 0 {
 			s.RateLimit.Burst = int(2*s.RateLimit.RPS) + 1
 		}
@@ -337,6 +407,8 @@ func (c *Config) SetDefaults() {
 		}
 	}
 }
+
+const deprecatedDeliveryMaxAge = "delivery.max_age is deprecated: it is now delivery.give_up_after (replay_window.max_age is a different thing)"
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -428,8 +500,8 @@ func (c *Config) Validate() error {
 			bad(f+".body_limit", "%d bytes is too small (at least 1KiB)", s.BodyLimit)
 		}
 		rw := s.ReplayWindow
-		if rw.MaxAge < 0 || rw.MaxFuture < 0 {
-			bad(f+".replay_window", "durations must not be negative")
+		if !rw.Disabled && (rw.MaxAge <= 0 || rw.MaxFuture <= 0) {
+			bad(f+".replay_window", "max_age and max_future must be positive (replay_window: off switches the window off)")
 		}
 		if !rw.Disabled && rw.MaxAge >= c.DedupeWindow {
 			bad("dedupe_window", "%s must be longer than %s.replay_window.max_age (%s): a redelivery accepted by the replay window after its dedupe key expired would be delivered twice", c.DedupeWindow, f, rw.MaxAge)

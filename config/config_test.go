@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/receiver"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -110,5 +111,80 @@ func TestParseByteSize(t *testing.T) {
 		if _, err := ParseByteSize(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}
+	}
+}
+
+// TestReplayWindow covers, for each provider kind: both sides set, only one
+// set (the other keeps its own default), off (two spellings), defaults, and
+// the refusals: a zero or negative side, and off together with a side.
+func TestReplayWindow(t *testing.T) {
+	secrets := map[crmhook.Provider]string{
+		crmhook.ProviderAffinity:         secret32,
+		crmhook.ProviderAttio:            "attio-signing-secret",
+		crmhook.ProviderStandardWebhooks: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	}
+	for _, p := range []crmhook.Provider{crmhook.ProviderAffinity, crmhook.ProviderAttio, crmhook.ProviderStandardWebhooks} {
+		def := receiver.DefaultReplayWindow(p)
+		for _, tc := range []struct {
+			name, window string
+			want         ReplayWindow
+			err          string
+		}{
+			{name: "defaults", window: "", want: ReplayWindow{MaxAge: def.MaxAge, MaxFuture: def.MaxFuture}},
+			{name: "both set", window: "{max_age: 1h, max_future: 30s}", want: ReplayWindow{MaxAge: time.Hour, MaxFuture: 30 * time.Second}},
+			{name: "only max_future", window: "{max_future: 1m}", want: ReplayWindow{MaxAge: def.MaxAge, MaxFuture: time.Minute}},
+			{name: "only max_age", window: "{max_age: 2h}", want: ReplayWindow{MaxAge: 2 * time.Hour, MaxFuture: def.MaxFuture}},
+			{name: "disabled", window: "{disabled: true}", want: ReplayWindow{Disabled: true}},
+			{name: "off", window: "off", want: ReplayWindow{Disabled: true}},
+			{name: "zero is not off", window: "{max_age: 0s}", err: "replay_window.max_age must be positive"},
+			{name: "negative", window: "{max_future: -1m}", err: "replay_window.max_future must be positive"},
+			{name: "off and a side", window: "{disabled: true, max_age: 1h}", err: "choose one"},
+			{name: "a word", window: "never", err: "neither off nor a mapping"},
+		} {
+			t.Run(string(p)+"/"+tc.name, func(t *testing.T) {
+				yml := "sources:\n  - {name: s, provider: " + string(p) + ", secrets: [\"" + secrets[p] + "\"]"
+				if tc.window != "" {
+					yml += ", replay_window: " + tc.window
+				}
+				yml += "}\n"
+				c, err := Parse([]byte(yml), env(nil))
+				if tc.err != "" {
+					if err == nil || !strings.Contains(err.Error(), tc.err) {
+						t.Fatalf("err = %v, want one containing %q", err, tc.err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.Sources[0].ReplayWindow; got != tc.want {
+					t.Errorf("replay_window = %+v, want %+v", got, tc.want)
+				}
+			})
+		}
+	}
+}
+
+// TestDeliveryGiveUpAfterAlias: the retry budget's key is give_up_after; the
+// old max_age still works and is reported deprecated; both at once is an error.
+func TestDeliveryGiveUpAfterAlias(t *testing.T) {
+	src := "sources:\n  - {name: s, provider: affinity, secrets: [\"" + secret32 + "\"]}\n"
+	c, err := Parse([]byte(src+"delivery: {give_up_after: 5h}\n"), env(nil))
+	if err != nil || c.Delivery.GiveUpAfter != 5*time.Hour || len(c.Deprecations) != 0 {
+		t.Fatalf("give_up_after: %+v %v %v", c.Delivery, c.Deprecations, err)
+	}
+	c, err = Parse([]byte(src+"delivery: {max_age: 6h, max_attempts: 3}\n"), env(nil))
+	if err != nil || c.Delivery.GiveUpAfter != 6*time.Hour || c.Delivery.MaxAttempts != 3 {
+		t.Fatalf("max_age alias: %+v %v", c.Delivery, err)
+	}
+	if len(c.Deprecations) != 1 || !strings.Contains(c.Deprecations[0], "give_up_after") {
+		t.Errorf("deprecations = %q", c.Deprecations)
+	}
+	if _, err := Parse([]byte(src+"delivery: {max_age: 6h, give_up_after: 5h}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "set only give_up_after") {
+		t.Errorf("both keys: %v", err)
+	}
+	c, err = Parse([]byte(src), env(nil))
+	if err != nil || c.Delivery.GiveUpAfter != 72*time.Hour {
+		t.Errorf("default give_up_after: %+v %v", c.Delivery, err)
 	}
 }

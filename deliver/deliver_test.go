@@ -64,9 +64,13 @@ func (s *recordingSink) delivered() map[string]int {
 	return out
 }
 
-func openStore(t *testing.T) crmhook.Store {
+func openStore(t *testing.T) crmhook.Store { return openStoreOn(t, time.Now) }
+
+// openStoreOn opens a store on the given clock, the one the dispatcher
+// under test must share.
+func openStoreOn(t *testing.T, now func() time.Time) crmhook.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "d.db")})
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "d.db"), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,12 +233,16 @@ func TestBudgetSpentGoesToDeadLettersAndReplayDelivers(t *testing.T) {
 }
 
 func TestMaxAgeEndsRetries(t *testing.T) {
-	st := openStore(t)
+	// One clock for the store and the dispatcher, moved two hours on after
+	// the insert: the delivery is then older than the budget everywhere.
+	var ahead atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	st := openStoreOn(t, clock)
 	s := newSink("a", func(context.Context, *crmhook.Event, int) error { return errors.New("timeout") })
 	insert(t, st, 1, "a")
-	// Pretend the delivery is already older than the budget's age.
+	ahead.Store(int64(2 * time.Hour))
 	start(t, deliver.Config{Store: st, Sinks: []deliver.SinkConfig{{Sink: s}}, PollInterval: 5 * time.Millisecond,
-		Now:   func() time.Time { return time.Now().Add(2 * time.Hour) },
+		Now:   clock,
 		Retry: deliver.RetryPolicy{MaxAttempts: 100, MaxAge: time.Hour, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}})
 	waitFor(t, "dead", func() bool { return len(deliveries(t, st, crmhook.StateDead)) == 1 })
 	if n := s.attempts.Load(); n != 1 {

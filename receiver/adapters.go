@@ -22,67 +22,53 @@ import (
 // wrap errUnauthorized (401), errStale (400, events kept as rejections, which
 // the result then carries) or anything else (400).
 type adapter interface {
-	parse(src *source, r *http.Request, body []byte) (parseResult, error)
+	parse(r *http.Request, body []byte) (parseResult, error)
 }
 
 type parseResult struct {
 	events    []crmhook.Event // Type, DedupeKey, OccurredAt and Payload set
 	probe     bool            // a provider's test call: answer 200, store nothing
 	probeType string
+	// signedAt is the delivery's own timestamp that the replay window
+	// judges; zero when the provider's adapter judged it itself (Attio) or
+	// the delivery carries none.
+	signedAt time.Time
 }
 
 var (
 	errUnauthorized = errors.New("unauthorized")
-	errStale        = errors.New("timestamp outside the replay window")
+	errStale        = errors.New("outside the replay window")
 )
 
-// staleError carries the provider's own reason (too old, too new).
+// staleError carries the provider SDK's own reason (too old, too new).
 func staleError(err error) error { return fmt.Errorf("%w: %v", errStale, err) }
 
 // affinityAdapter: Affinity signs nothing; the path secret (checked before)
-// is the authentication. The replay window applies to sent_at.
-type affinityAdapter struct {
-	opts []affinity.ParseOption // the source's window, built once
-}
+// is the authentication. The receiver's replay window judges sent_at, so
+// the SDK's own window is switched off here.
+type affinityAdapter struct{}
 
-func newAffinityAdapter(s Source, now func() time.Time) affinityAdapter {
-	opts := []affinity.ParseOption{affinity.WithNow(now)}
-	if s.MaxAge > 0 {
-		opts = append(opts, affinity.WithMaxAge(s.MaxAge))
-	} else {
-		opts = append(opts, affinity.WithoutMaxAge())
-	}
-	if s.MaxFuture > 0 {
-		opts = append(opts, affinity.WithMaxFutureSkew(s.MaxFuture))
-	} else {
-		opts = append(opts, affinity.WithoutMaxFutureSkew())
-	}
-	return affinityAdapter{opts: opts}
-}
+var affinityParseOpts = []affinity.ParseOption{affinity.WithoutMaxAge(), affinity.WithoutMaxFutureSkew()}
 
-func (a affinityAdapter) parse(src *source, _ *http.Request, body []byte) (parseResult, error) {
-	ev, err := affinity.Parse(body, a.opts...)
-	stale := errors.Is(err, affinity.ErrTooOld) || errors.Is(err, affinity.ErrTooNew)
-	if err != nil && !(stale && ev != nil) {
+func (affinityAdapter) parse(_ *http.Request, body []byte) (parseResult, error) {
+	ev, err := affinity.Parse(body, affinityParseOpts...)
+	if err != nil {
 		return parseResult{}, err
 	}
 	if ev.Type == affinity.SampleWebhook {
 		// The probe Affinity sends on create/update is answered whatever its age.
 		return parseResult{probe: true, probeType: string(ev.Type)}, nil
 	}
-	res := parseResult{events: []crmhook.Event{{
+	return parseResult{signedAt: ev.SentAt, events: []crmhook.Event{{
 		Type:       string(ev.Type),
-		DedupeKey:  src.Name + ":" + AffinityDedupeKey(string(ev.Type), ev.SentAtUnix, body),
+		DedupeKey:  AffinityDedupeKey(string(ev.Type), ev.SentAtUnix, body),
 		OccurredAt: ev.SentAt,
 		Payload:    json.RawMessage(body),
-	}}}
-	if stale {
-		return res, staleError(err)
-	}
-	return res, nil
+	}}}, nil
 }
 
-// AffinityDedupeKey is seed 000's key: type:sent_at:sha256(raw body)[:16].
+// AffinityDedupeKey is type:sent_at:sha256(raw body)[:16]: Affinity sends no
+// delivery id, and a retry repeats the body byte for byte.
 func AffinityDedupeKey(eventType string, sentAt int64, body []byte) string {
 	sum := sha256.Sum256(body)
 	return eventType + ":" + strconv.FormatInt(sentAt, 10) + ":" + hex.EncodeToString(sum[:])[:16]
@@ -95,15 +81,21 @@ type attioAdapter struct {
 	opts    []attio.VerifyOption // the source's window, built once
 }
 
-func newAttioAdapter(s Source, now func() time.Time) (adapter, error) {
+func newAttioAdapter(s Source, window ReplayWindow, now func() time.Time) (adapter, error) {
 	if len(s.Secrets) == 0 {
 		return nil, errors.New("attio sources need at least one signing secret")
 	}
-	tolerance := max(s.MaxAge, s.MaxFuture)
+	// Only a signature over X-Attio-Timestamp makes the timestamp worth
+	// judging, and only attio.Verify knows which signature matched, so it
+	// applies the window here.
+	tolerance := max(window.MaxAge, window.MaxFuture)
+	if window.Off {
+		tolerance = 1 << 62
+	}
 	return attioAdapter{secrets: s.Secrets, opts: []attio.VerifyOption{attio.WithTolerance(tolerance), attio.WithNow(now)}}, nil
 }
 
-func (a attioAdapter) parse(src *source, r *http.Request, body []byte) (parseResult, error) {
+func (a attioAdapter) parse(r *http.Request, body []byte) (parseResult, error) {
 	verr := attio.Verify(body, r.Header, a.secrets, a.opts...)
 	stale := errors.Is(verr, attio.ErrTooOld) || errors.Is(verr, attio.ErrTooNew)
 	if verr != nil && !stale {
@@ -128,7 +120,7 @@ func (a attioAdapter) parse(src *source, r *http.Request, body []byte) (parseRes
 		}
 		res.events = append(res.events, crmhook.Event{
 			Type:      string(ev.Type),
-			DedupeKey: src.Name + ":" + key,
+			DedupeKey: key,
 			Payload:   bytes.Clone(ev.Raw),
 		})
 	}
@@ -145,22 +137,18 @@ type stdAdapter struct {
 }
 
 func newStdAdapter(s Source, now func() time.Time) (adapter, error) {
-	tolerance := max(s.MaxAge, s.MaxFuture)
-	if tolerance == 0 {
-		tolerance = 100 * 365 * 24 * time.Hour // window disabled
-	}
-	v, err := stdwebhooks.NewVerifier(s.Secrets, stdwebhooks.WithTolerance(tolerance), stdwebhooks.WithNow(now))
+	// The signature covers webhook-timestamp; the receiver's replay window
+	// judges it after verification, so the verifier's own window is off.
+	v, err := stdwebhooks.NewVerifier(s.Secrets, stdwebhooks.WithTolerance(1<<62), stdwebhooks.WithNow(now))
 	if err != nil {
 		return nil, err
 	}
 	return stdAdapter{verifier: v}, nil
 }
 
-func (a stdAdapter) parse(src *source, r *http.Request, body []byte) (parseResult, error) {
-	verr := a.verifier.Verify(body, r.Header)
-	stale := errors.Is(verr, stdwebhooks.ErrTooOld) || errors.Is(verr, stdwebhooks.ErrTooNew)
-	if verr != nil && !stale {
-		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, verr)
+func (a stdAdapter) parse(r *http.Request, body []byte) (parseResult, error) {
+	if err := a.verifier.Verify(body, r.Header); err != nil {
+		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, err)
 	}
 	var payload struct {
 		Type json.RawMessage `json:"type"`
@@ -174,16 +162,13 @@ func (a stdAdapter) parse(src *source, r *http.Request, body []byte) (parseResul
 		typ = s
 	}
 	ts, _ := strconv.ParseInt(r.Header.Get(stdwebhooks.HeaderTimestamp), 10, 64)
-	res := parseResult{events: []crmhook.Event{{
+	signedAt := time.Unix(ts, 0).UTC()
+	return parseResult{signedAt: signedAt, events: []crmhook.Event{{
 		Type:       typ,
-		DedupeKey:  src.Name + ":" + r.Header.Get(stdwebhooks.HeaderID),
-		OccurredAt: time.Unix(ts, 0).UTC(),
+		DedupeKey:  r.Header.Get(stdwebhooks.HeaderID),
+		OccurredAt: signedAt,
 		Payload:    json.RawMessage(body),
-	}}}
-	if stale {
-		return res, staleError(verr)
-	}
-	return res, nil
+	}}}, nil
 }
 
 // strictObject requires exactly one JSON object and decodes it into v.

@@ -85,9 +85,9 @@ func FuzzHandler(f *testing.F) {
 	h, err := receiver.New(receiver.Config{
 		Store: store,
 		Sources: []receiver.Source{
-			{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret, pathSecretOld}, MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute},
-			{Name: "attio", Provider: crmhook.ProviderAttio, Secrets: []string{attioSecret, attioOld}, MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute},
-			{Name: "std", Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{whSecret}, MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute},
+			{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret, pathSecretOld}, Window: receiver.ReplayWindow{MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute}},
+			{Name: "attio", Provider: crmhook.ProviderAttio, Secrets: []string{attioSecret, attioOld}, Window: receiver.ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}},
+			{Name: "std", Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{whSecret}, Window: receiver.ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}},
 			{Name: "small", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, BodyLimit: 2048},
 			{Name: "office", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, AllowIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
 			{Name: "tls", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, RequireHTTPS: true},

@@ -38,17 +38,23 @@ type Source struct {
 	Secrets []string
 	// PathSecrets optionally require a secret path segment on a signed source.
 	PathSecrets []string
-	// MaxAge and MaxFuture bound the delivery's own timestamp; zero disables
-	// that side of the window.
-	MaxAge       time.Duration
-	MaxFuture    time.Duration
-	BodyLimit    int64          // default 1 MiB
+	// Window bounds the delivery's own timestamp; unset sides take the
+	// provider's default (DefaultReplayWindow), Window.Off switches it off.
+	Window       ReplayWindow
+	BodyLimit    int64          // default DefaultBodyLimit
 	AllowIPs     []netip.Prefix // empty: anyone
 	RateLimit    rate.Limit     // zero: no limit
 	RateBurst    int
 	RequireHTTPS bool
-	DedupeWindow time.Duration // default 7 days
+	DedupeWindow time.Duration // default DefaultDedupeWindow
 }
+
+// Defaults of a Source and a Config.
+const (
+	DefaultBodyLimit    = 1 << 20
+	DefaultDedupeWindow = 7 * 24 * time.Hour
+	DefaultRetryAfter   = 5 * time.Second
+)
 
 // Observer sees every answer, for metrics. Implementations must be cheap
 // and safe for concurrent use.
@@ -69,13 +75,17 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For and
 	// X-Forwarded-Proto headers are believed.
 	TrustedProxies []netip.Prefix
-	// RetryAfter is sent with 503 answers; default 5s.
+	// RetryAfter is sent with 503 answers; default DefaultRetryAfter.
 	RetryAfter time.Duration
 	// OnStored is called after events were committed (wakes the dispatcher).
 	OnStored func()
 	Observer Observer
 	Logger   *slog.Logger
-	Now      func() time.Time
+	// Now is crmhook's one clock (time.Now by default): the replay window,
+	// ReceivedAt and the end of each dedupe window are read from it. The
+	// store must be given the same clock, since it judges whether a dedupe
+	// window has ended.
+	Now func() time.Time
 }
 
 // Handler serves /hooks/… and nothing else.
@@ -102,7 +112,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Route = func(*crmhook.Event) []string { return nil }
 	}
 	if cfg.RetryAfter <= 0 {
-		cfg.RetryAfter = 5 * time.Second
+		cfg.RetryAfter = DefaultRetryAfter
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -122,11 +132,15 @@ func New(cfg Config) (*Handler, error) {
 			return nil, fmt.Errorf("receiver: config: duplicate source %q", s.Name)
 		}
 		if s.BodyLimit <= 0 {
-			s.BodyLimit = 1 << 20
+			s.BodyLimit = DefaultBodyLimit
 		}
 		if s.DedupeWindow <= 0 {
-			s.DedupeWindow = 7 * 24 * time.Hour
+			s.DedupeWindow = DefaultDedupeWindow
 		}
+		if err := s.Window.validate(); err != nil {
+			return nil, fmt.Errorf("receiver: config: source %q: %w", s.Name, err)
+		}
+		s.Window = s.Window.WithDefaults(s.Provider)
 		src := &source{Source: s, log: cfg.Logger.With("source", s.Name)}
 		var err error
 		switch s.Provider {
@@ -135,10 +149,10 @@ func New(cfg Config) (*Handler, error) {
 			if len(s.Secrets) == 0 {
 				err = errors.New("affinity sources need a path secret")
 			}
-			src.adapter = newAffinityAdapter(s, cfg.Now)
+			src.adapter = affinityAdapter{}
 			src.pathSecrets = hashAll(s.Secrets)
 		case crmhook.ProviderAttio:
-			src.adapter, err = newAttioAdapter(s, cfg.Now)
+			src.adapter, err = newAttioAdapter(s, s.Window, cfg.Now)
 		case crmhook.ProviderStandardWebhooks:
 			src.adapter, err = newStdAdapter(s, cfg.Now)
 		default:
@@ -243,14 +257,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 
 	// 401 and 400: the provider adapter authenticates and parses.
 	now := h.cfg.Now()
-	res, err := src.adapter.parse(src, r, body)
+	res, err := src.adapter.parse(r, body)
+	if err == nil && !res.probe {
+		err = src.Window.check(res.signedAt, now)
+	}
 	log := src.log
 	switch {
 	case errors.Is(err, errUnauthorized):
 		log.Warn("delivery refused", "status", 401, "reason", err.Error())
 		return answer(w, http.StatusUnauthorized, "invalid signature"), name
 	case errors.Is(err, errStale):
-		return h.reject(w, r.Context(), src, res.events, err, now), name
+		return h.reject(r.Context(), w, src, res.events, err, now), name
 	case err != nil:
 		log.Warn("delivery refused", "status", 400, "reason", err.Error())
 		return answer(w, http.StatusBadRequest, "invalid payload"), name
@@ -259,26 +276,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		log.Info("provider probe answered", "type", res.probeType)
 		return ok(w), name
 	}
-	return h.store(w, r.Context(), src, res.events, now), name
+	return h.store(r.Context(), w, src, res.events, now), name
 }
 
 // store commits every event of the delivery, then answers 200. Any failure
 // answers 503: the provider retries, and the events already stored are then
 // deduplicated.
-func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, now time.Time) int {
+func (h *Handler) store(ctx context.Context, w http.ResponseWriter, src *source, events []crmhook.Event, now time.Time) int {
 	log := src.log
 	stored := 0
 	for i := range events {
 		ev := &events[i]
-		ev.ID = crmhook.NewEventID()
-		ev.Source = src.Name
-		ev.Provider = src.Provider
-		ev.ReceivedAt = now
-		res, err := h.cfg.Store.Insert(ctx, crmhook.NewEvent{
-			Event:       *ev,
-			Sinks:       h.cfg.Route(ev),
-			DedupeUntil: now.Add(src.DedupeWindow),
-		})
+		src.own(ev, now)
+		res, err := h.cfg.Store.Insert(ctx, h.newEvent(src, *ev, now))
 		if err != nil {
 			log.Error("store could not commit; answering 503", "type", ev.Type, "dedupe_key", ev.DedupeKey, "err", err)
 			return h.unavailable(w)
@@ -303,13 +313,12 @@ func (h *Handler) store(w http.ResponseWriter, ctx context.Context, src *source,
 // reject keeps authentic events that failed only the replay window, then
 // answers 400. If they cannot be kept it answers 503, so nothing well-formed
 // is dropped silently.
-func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source, events []crmhook.Event, why error, now time.Time) int {
+func (h *Handler) reject(ctx context.Context, w http.ResponseWriter, src *source, events []crmhook.Event, why error, now time.Time) int {
 	log := src.log
 	reason := why.Error()
 	for i := range events {
 		ev := events[i]
-		ev.ID = crmhook.NewEventID()
-		ev.Source, ev.Provider, ev.ReceivedAt = src.Name, src.Provider, now
+		src.own(&ev, now)
 		if _, err := h.cfg.Store.Reject(ctx, crmhook.Rejection{Event: ev, Reason: reason, RejectedAt: now}); err != nil {
 			log.Error("store could not keep a rejection; answering 503", "type", ev.Type, "err", err)
 			return h.unavailable(w)
@@ -318,6 +327,53 @@ func (h *Handler) reject(w http.ResponseWriter, ctx context.Context, src *source
 	}
 	h.cfg.Observer.Rejected(src.Name)
 	return answer(w, http.StatusBadRequest, "timestamp outside the replay window")
+}
+
+// own makes an adapter's event this source's: a fresh id, the source, and
+// the source's name in front of the adapter's dedupe key, so that two
+// sources never share a key.
+func (src *source) own(ev *crmhook.Event, now time.Time) {
+	ev.ID = crmhook.NewEventID()
+	ev.Source, ev.Provider, ev.ReceivedAt = src.Name, src.Provider, now
+	ev.DedupeKey = src.Name + ":" + ev.DedupeKey
+}
+
+// newEvent is ev as the store inserts it: routed to the sinks that want it,
+// with the end of its dedupe window.
+func (h *Handler) newEvent(src *source, ev crmhook.Event, now time.Time) crmhook.NewEvent {
+	return crmhook.NewEvent{Event: ev, Sinks: h.cfg.Route(&ev), DedupeUntil: src.dedupeUntil(now)}
+}
+
+// dedupeUntil is the one place a dedupe window's end is computed.
+func (src *source) dedupeUntil(now time.Time) time.Time { return now.Add(src.DedupeWindow) }
+
+// Release accepts a rejected event after all, as if it arrived now: it is
+// routed by the current sink filters and deduplicated like any delivery
+// (a redelivery accepted since makes it a duplicate). It returns
+// crmhook.ErrNotFound for an unknown id and crmhook.ErrAlreadyReleased for
+// one released before.
+func (h *Handler) Release(ctx context.Context, id int64) (crmhook.InsertResult, error) {
+	rs, err := h.cfg.Store.ListRejections(ctx, crmhook.RejectionFilter{ID: id, Limit: 1})
+	if err != nil {
+		return crmhook.InsertResult{}, err
+	}
+	if len(rs) == 0 {
+		return crmhook.InsertResult{}, crmhook.ErrNotFound
+	}
+	if !rs[0].ReleasedAt.IsZero() {
+		return crmhook.InsertResult{}, crmhook.ErrAlreadyReleased
+	}
+	// A source removed from the config since keeps the default window.
+	src := h.sources[rs[0].Event.Source]
+	if src == nil {
+		src = &source{Source: Source{DedupeWindow: DefaultDedupeWindow}}
+	}
+	ev := rs[0].Event
+	res, err := h.cfg.Store.ReleaseRejection(ctx, id, h.cfg.Route(&ev), src.dedupeUntil(h.cfg.Now()))
+	if err == nil && !res.Duplicate && h.cfg.OnStored != nil {
+		h.cfg.OnStored()
+	}
+	return res, err
 }
 
 func (h *Handler) unavailable(w http.ResponseWriter) int {

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -72,9 +73,11 @@ func (f *faultStore) Reject(ctx context.Context, r crmhook.Rejection) (int64, er
 	return f.Store.Reject(ctx, r)
 }
 
-func openStore(t *testing.T) crmhook.Store {
+// openStore opens a real SQLite store on the test's clock: the store judges
+// whether a dedupe window has ended, so it must read the receiver's clock.
+func openStore(t *testing.T, now func() time.Time) crmhook.Store {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "crmhook.db")})
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "crmhook.db"), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,23 +85,28 @@ func openStore(t *testing.T) crmhook.Store {
 	return st
 }
 
-func setup(t *testing.T, tweak func(*receiver.Config)) *env {
+func setup(t *testing.T, tweak func(*receiver.Config)) *env { return setupAt(t, t0, tweak) }
+
+// setupAt runs the receiver and its store on one clock frozen at now.
+func setupAt(t *testing.T, now time.Time, tweak func(*receiver.Config)) *env {
 	t.Helper()
-	e := &env{t: t, store: openStore(t)}
+	clock := func() time.Time { return now }
+	e := &env{t: t, store: openStore(t, clock)}
+	hour := receiver.ReplayWindow{MaxAge: time.Hour, MaxFuture: time.Minute}
 	cfg := receiver.Config{
 		Store: e.store,
 		Sources: []receiver.Source{
-			{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret, pathSecretOld}, MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute},
-			{Name: "attio", Provider: crmhook.ProviderAttio, Secrets: []string{attioSecret, attioOld}, MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute},
-			{Name: "std", Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{whSecret}, MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute},
-			{Name: "small", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, BodyLimit: 2048, MaxAge: time.Hour, MaxFuture: time.Minute},
-			{Name: "office", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, AllowIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, MaxAge: time.Hour, MaxFuture: time.Minute},
-			{Name: "tls", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, RequireHTTPS: true, MaxAge: time.Hour, MaxFuture: time.Minute},
-			{Name: "slow", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, RateLimit: 0.001, RateBurst: 1, MaxAge: time.Hour, MaxFuture: time.Minute},
+			{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret, pathSecretOld}, Window: receiver.ReplayWindow{MaxAge: 12 * time.Hour, MaxFuture: 2 * time.Minute}},
+			{Name: "attio", Provider: crmhook.ProviderAttio, Secrets: []string{attioSecret, attioOld}, Window: receiver.ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}},
+			{Name: "std", Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{whSecret}, Window: receiver.ReplayWindow{MaxAge: 5 * time.Minute, MaxFuture: 5 * time.Minute}},
+			{Name: "small", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, BodyLimit: 2048, Window: hour},
+			{Name: "office", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, AllowIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, Window: hour},
+			{Name: "tls", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, RequireHTTPS: true, Window: hour},
+			{Name: "slow", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, RateLimit: 0.001, RateBurst: 1, Window: hour},
 		},
 		Route:          func(*crmhook.Event) []string { return []string{"sink-a"} },
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-		Now:            func() time.Time { return t0 },
+		Now:            clock,
 	}
 	if tweak != nil {
 		tweak(&cfg)
@@ -260,11 +268,21 @@ func nested(depth int) []byte {
 }
 
 // TestContract sends every row of the receiver contract, and the bad input
-// around it, through a real listener, and checks the answer and what was
-// (not) stored.
+// around it, through a real listener, and checks the answer and what each
+// request (not) stored. It runs with the clock frozen at two dates years
+// apart, neither of them today: a frozen clock must pass on any date.
 func TestContract(t *testing.T) {
+	for _, at := range []time.Time{t0, time.Date(2031, 6, 15, 3, 30, 0, 0, time.UTC)} {
+		t.Run(at.Format("2006-01-02"), func(t *testing.T) { contract(t, at) })
+	}
+}
+
+func contract(t *testing.T, t0 time.Time) {
+	okBody := affinityBody("person.created", unix(t0))
 	attioOK, attioH := attioDelivery(1, "idem-1")
 	attioTwo, attioTwoH := attioDelivery(2, "idem-2")
+	attioVariant := []byte(`{"webhook_id":"5ff8d55e-55a1-4bc5-8a21-4f8b7c3c2f3a","events":[{"event_type":"record.created","id":{"workspace_id":"w","object_id":"o","record_id":"r"},"actor":{"type":"system","id":null},"Event_Type":"note.created"}]}`)
+	attioVariantH := hdr("Attio-Signature", attio.Sign(attioVariant, attioSecret), "Idempotency-Key", "idem-variant")
 	stdBody := []byte(`{"type":"contact.created","timestamp":"2026-11-23T12:00:00Z","data":{"id":"c_1"}}`)
 	big := append(append([]byte(`{"type":"person.created","body":{"pad":"`), bytes.Repeat([]byte("x"), 4096)...), []byte(`"},"sent_at":`+unix(t0)+`}`)...)
 	tsHeader := strconv.FormatInt(t0.Unix(), 10)
@@ -315,7 +333,12 @@ func TestContract(t *testing.T) {
 		{name: "missing type", r: req{path: hookAff, body: []byte(`{"body":{},"sent_at":` + unix(t0) + `}`)}, status: 400},
 		{name: "missing body", r: req{path: hookAff, body: []byte(`{"type":"person.created","sent_at":` + unix(t0) + `}`)}, status: 400},
 		{name: "missing sent_at", r: req{path: hookAff, body: []byte(`{"type":"person.created","body":{}}`)}, status: 400},
-		{name: "keys out of order", r: req{path: hookAff, body: []byte(`{"sent_at":` + unix(t0) + `,"type":"person.created","body":{}}`)}, status: 400},
+		{name: "keys in another order are accepted", r: req{path: hookAff, body: []byte(`{"sent_at":` + unix(t0) + `,"type":"person.created","body":{}}`)}, status: 200, stored: 1},
+		{name: "an unknown extra key is accepted", r: req{path: hookAff, body: []byte(`{"type":"person.updated","body":{},"sent_at":` + unix(t0) + `,"webhook_id":7}`)}, status: 200, stored: 1},
+		{name: "case-variant type key after sent_at", r: req{path: hookAff, body: []byte(`{"type":"person.created","body":{},"sent_at":` + unix(t0) + `,"Type":"note.created"}`)}, status: 400},
+		{name: "case-variant key first", r: req{path: hookAff, body: []byte(`{"TYPE":"note.created","type":"person.created","body":{},"sent_at":` + unix(t0) + `}`)}, status: 400},
+		{name: "duplicate sent_at last", r: req{path: hookAff, body: []byte(`{"type":"person.created","body":{},"sent_at":` + unix(t0) + `,"sent_at":1}`)}, status: 400},
+		{name: "reordered probe answered, not stored", r: req{path: hookAff, body: []byte(`{"sent_at":` + unix(t0) + `,"body":{"test":true},"type":"sample.webhook"}`)}, status: 200},
 		{name: "sent_at integral float", r: req{path: hookAff, body: affinityBody("person.deleted", unix(t0)+".0")}, status: 200, stored: 1},
 		{name: "sent_at fractional float", r: req{path: hookAff, body: affinityBody("person.created", unix(t0)+".5")}, status: 400},
 		{name: "sent_at negative", r: req{path: hookAff, body: affinityBody("person.created", "-1")}, status: 400},
@@ -342,6 +365,7 @@ func TestContract(t *testing.T) {
 		{name: "attio redelivery (same Idempotency-Key)", r: req{path: "/hooks/attio", body: attioOK, header: attioH}, status: 200},
 		{name: "attio previous secret during rotation", r: req{path: "/hooks/attio", body: attioOK, header: hdr("X-Attio-Signature", attio.Sign(attioOK, attioOld), "Idempotency-Key", "idem-3")}, status: 200, stored: 1},
 		{name: "attio batch of two", r: req{path: "/hooks/attio", body: attioTwo, header: attioTwoH}, status: 200, stored: 2},
+		{name: "attio case-variant event type", r: req{path: "/hooks/attio", body: attioVariant, header: attioVariantH}, status: 400},
 		{name: "attio timestamp variant in window", r: req{path: "/hooks/attio", body: attioOK, header: hdr("X-Attio-Timestamp", tsHeader, "X-Attio-Signature", hmacHex(attioSecret, []byte(tsHeader+"."), attioOK), "Idempotency-Key", "idem-4")}, status: 200, stored: 1},
 		{name: "attio timestamp variant too old", r: req{path: "/hooks/attio", body: attioOK, header: hdr("X-Attio-Timestamp", oldTS, "X-Attio-Signature", hmacHex(attioSecret, []byte(oldTS+"."), attioOK), "Idempotency-Key", "idem-5")}, status: 400, rejected: 1},
 		{name: "attio signed array", r: req{path: "/hooks/attio", body: []byte(`[]`), header: hdr("Attio-Signature", attio.Sign([]byte(`[]`), attioSecret))}, status: 400},
@@ -364,11 +388,11 @@ func TestContract(t *testing.T) {
 	if len(cases) < 40 {
 		t.Fatalf("only %d cases", len(cases))
 	}
-	e := setup(t, nil)
-	stored, rejected := 0, 0
+	e := setupAt(t, t0, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.t = t
+			storedBefore, rejectedBefore := len(e.events()), len(e.rejections())
 			r := e.do(tc.r)
 			if r.status != tc.status {
 				t.Fatalf("status %d (%q), want %d", r.status, r.body, tc.status)
@@ -385,13 +409,11 @@ func TestContract(t *testing.T) {
 			if r.status == 200 && strings.TrimSpace(r.body) != `{"ok":true}` {
 				t.Errorf("200 body %q", r.body)
 			}
-			stored += tc.stored
-			rejected += tc.rejected
-			if got := len(e.events()); got != stored {
-				t.Errorf("%d events stored, want %d", got, stored)
+			if got := len(e.events()) - storedBefore; got != tc.stored {
+				t.Errorf("this request stored %d events, want %d", got, tc.stored)
 			}
-			if got := len(e.rejections()); got != rejected {
-				t.Errorf("%d rejections kept, want %d", got, rejected)
+			if got := len(e.rejections()) - rejectedBefore; got != tc.rejected {
+				t.Errorf("this request kept %d rejections, want %d", got, tc.rejected)
 			}
 		})
 	}
@@ -524,5 +546,128 @@ func TestConcurrentRedeliveriesStoreOnce(t *testing.T) {
 	}
 	if n := len(e.events()); n != 1 {
 		t.Fatalf("%d events stored, want 1", n)
+	}
+}
+
+// TestReplayWindowOffIsNamed: "off" is Window.Off, never a zero side. An
+// unset side takes its provider's default on its own, and off lets every
+// timestamp through while the signature is still checked.
+func TestReplayWindowOffIsNamed(t *testing.T) {
+	yearOld := unix(t0.AddDate(-1, 0, 0))
+	tenSec := strconv.FormatInt(t0.Add(-10*time.Second).Unix(), 10)
+	attioBody, _ := attioDelivery(1, "")
+	attioStamped := func(ts, secret string) http.Header {
+		return hdr("X-Attio-Timestamp", ts, "X-Attio-Signature", hmacHex(secret, []byte(ts+"."), attioBody), "Idempotency-Key", "k-"+ts+secret)
+	}
+	stdBody := []byte(`{"type":"contact.created"}`)
+	for _, tc := range []struct {
+		name   string
+		window receiver.ReplayWindow
+		r      func(src string) req
+		status int
+	}{
+		{"affinity off takes a year-old delivery", receiver.ReplayWindow{Off: true},
+			func(src string) req {
+				return req{path: "/hooks/" + src + "/" + pathSecret, body: affinityBody("person.created", yearOld)}
+			}, 200},
+		{"affinity max_future alone keeps the default max age", receiver.ReplayWindow{MaxFuture: time.Minute},
+			func(src string) req {
+				return req{path: "/hooks/" + src + "/" + pathSecret, body: affinityBody("person.created", yearOld)}
+			}, 400},
+		{"affinity max_age alone keeps the default max future", receiver.ReplayWindow{MaxAge: time.Hour},
+			func(src string) req {
+				return req{path: "/hooks/" + src + "/" + pathSecret, body: affinityBody("person.created", unix(t0.Add(time.Hour)))}
+			}, 400},
+		{"attio off takes a 10 s old timestamp", receiver.ReplayWindow{Off: true},
+			func(src string) req {
+				return req{path: "/hooks/" + src, body: attioBody, header: attioStamped(tenSec, attioSecret)}
+			}, 200},
+		{"attio off still checks the signature", receiver.ReplayWindow{Off: true},
+			func(src string) req {
+				return req{path: "/hooks/" + src, body: attioBody, header: attioStamped(tenSec, "not-the-secret")}
+			}, 401},
+		{"attio default takes a 10 s old timestamp", receiver.ReplayWindow{},
+			func(src string) req {
+				return req{path: "/hooks/" + src, body: attioBody, header: attioStamped(tenSec, attioSecret)}
+			}, 200},
+		{"std off takes a year-old timestamp", receiver.ReplayWindow{Off: true},
+			func(src string) req {
+				return req{path: "/hooks/" + src, body: stdBody, header: stdHeaders(stdBody, "msg_off", t0.AddDate(-1, 0, 0), whSecret)}
+			}, 200},
+		{"std max_age alone keeps the default max future", receiver.ReplayWindow{MaxAge: 24 * time.Hour},
+			func(src string) req {
+				return req{path: "/hooks/" + src, body: stdBody, header: stdHeaders(stdBody, "msg_fut", t0.Add(time.Hour), whSecret)}
+			}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var provider crmhook.Provider
+			switch {
+			case strings.HasPrefix(tc.name, "affinity"):
+				provider = crmhook.ProviderAffinity
+			case strings.HasPrefix(tc.name, "attio"):
+				provider = crmhook.ProviderAttio
+			default:
+				provider = crmhook.ProviderStandardWebhooks
+			}
+			secrets := map[crmhook.Provider][]string{crmhook.ProviderAffinity: {pathSecret}, crmhook.ProviderAttio: {attioSecret}, crmhook.ProviderStandardWebhooks: {whSecret}}[provider]
+			e := setup(t, func(c *receiver.Config) {
+				c.Sources = []receiver.Source{{Name: "w", Provider: provider, Secrets: secrets, Window: tc.window}}
+			})
+			if r := e.do(tc.r("w")); r.status != tc.status {
+				t.Fatalf("status %d (%s), want %d", r.status, r.body, tc.status)
+			}
+		})
+	}
+}
+
+func TestReplayWindowRefusesNegativeSides(t *testing.T) {
+	_, err := receiver.New(receiver.Config{Store: openStore(t, time.Now), Sources: []receiver.Source{
+		{Name: "a", Provider: crmhook.ProviderAffinity, Secrets: []string{pathSecret}, Window: receiver.ReplayWindow{MaxAge: -time.Second}},
+	}})
+	if err == nil || !strings.Contains(err.Error(), "Off") {
+		t.Fatalf("New with a negative max age: %v, want an error naming Off", err)
+	}
+}
+
+// TestRejectionReasonNamesTheWindow: a too-old event is kept with a reason
+// that says it is outside the replay window, and by how much.
+func TestRejectionReasonNamesTheWindow(t *testing.T) {
+	e := setup(t, nil)
+	if r := e.do(req{path: hookAff, body: affinityBody("person.created", unix(t0.Add(-13*time.Hour)))}); r.status != 400 {
+		t.Fatalf("status %d", r.status)
+	}
+	rs := e.rejections()
+	if len(rs) != 1 {
+		t.Fatalf("%d rejections", len(rs))
+	}
+	if !strings.Contains(rs[0].Reason, "outside the replay window") || !strings.Contains(rs[0].Reason, "13h0m0s old") || strings.Contains(rs[0].Reason, "cannot parse") {
+		t.Errorf("reason %q", rs[0].Reason)
+	}
+}
+
+// TestReleaseUsesTheOneClock: releasing a rejection inserts it with a dedupe
+// window computed from the receiver's clock, and a second release is
+// crmhook.ErrAlreadyReleased.
+func TestReleaseUsesTheOneClock(t *testing.T) {
+	at := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	e := setupAt(t, at, nil)
+	old := affinityBody("person.created", unix(at.Add(-13*time.Hour)))
+	if r := e.do(req{path: hookAff, body: old}); r.status != 400 {
+		t.Fatalf("status %d", r.status)
+	}
+	id := e.rejections()[0].ID
+	res, err := e.h.Release(context.Background(), id)
+	if err != nil || res.Duplicate {
+		t.Fatalf("Release: %+v, %v", res, err)
+	}
+	ev, _, err := e.store.GetEvent(context.Background(), res.EventID)
+	if err != nil || !ev.ReceivedAt.Equal(at) {
+		t.Fatalf("released event received at %v (%v), want the frozen clock %v", ev.ReceivedAt, err, at)
+	}
+	if _, err := e.h.Release(context.Background(), id); !errors.Is(err, crmhook.ErrAlreadyReleased) {
+		t.Fatalf("second Release: %v, want ErrAlreadyReleased", err)
+	}
+	if _, err := e.h.Release(context.Background(), 987654); !errors.Is(err, crmhook.ErrNotFound) {
+		t.Fatalf("Release of an unknown id: %v, want ErrNotFound", err)
 	}
 }

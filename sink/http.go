@@ -44,12 +44,18 @@ type HTTPConfig struct {
 	// a 3xx is reported as such instead of turning the POST into a GET. A
 	// Client given here is used as it is.
 	Client *http.Client
+	// Now is the clock the signature's timestamp and Retry-After dates are
+	// read from: crmhook's one clock. Default time.Now.
+	Now func() time.Time
 }
 
 func (c *HTTPConfig) withDefaults() HTTPConfig {
 	out := *c
 	if out.Timeout == 0 {
 		out.Timeout = DefaultHTTPTimeout
+	}
+	if out.Now == nil {
+		out.Now = time.Now
 	}
 	return out
 }
@@ -117,7 +123,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("http sink %q: %w", cfg.Name, err)
 	}
-	s := &HTTP{cfg: cfg, client: cfg.Client, now: time.Now}
+	s := &HTTP{cfg: cfg, client: cfg.Client, now: cfg.Now}
 	if cfg.Secret != "" {
 		signer, err := stdwebhooks.NewSigner(cfg.Secret)
 		if err != nil {

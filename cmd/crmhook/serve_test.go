@@ -134,6 +134,11 @@ func TestServeSendEventsReplay(t *testing.T) {
 	if _, _, err := runCLI(t, nil, append([]string{"events", "replay"}, admin...)...); err == nil || !strings.Contains(err.Error(), "needs a filter") {
 		t.Fatalf("replay without a filter: %v", err)
 	}
+	// A sink name that is not configured is named back with the configured ones.
+	if _, _, err := runCLI(t, nil, append([]string{"events", "replay", "--status", "dead", "--sink", "nope"}, admin...)...); err == nil ||
+		!strings.Contains(err.Error(), `no sink is named "nope"`) || !strings.Contains(err.Error(), "stdout") {
+		t.Fatalf("replay --sink nope: %v", err)
+	}
 	sinkStatus.Store(http.StatusNoContent)
 	stdout, _, err = runCLI(t, nil, append([]string{"events", "replay", "--status", "dead"}, admin...)...)
 	if err != nil || !strings.Contains(stdout, "replayed 5 deliveries") {
@@ -210,8 +215,14 @@ func TestRejectionsListedAndReleased(t *testing.T) {
 		t.Fatalf("release: %v %s", err, stdout)
 	}
 	waitUntil(t, "released event delivered to stdout", func() bool { return strings.Contains(out.String(), `"first_name":"Ada"`) })
-	if _, _, err := runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, admin...)...); err == nil {
-		t.Fatal("second release: no error")
+	if !strings.Contains(rs[0].Reason, "outside the replay window") {
+		t.Errorf("rejection reason %q does not name the replay window", rs[0].Reason)
+	}
+	// A second release is a conflict, said in one line without the store's internals.
+	_, _, err = runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, admin...)...)
+	if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "already released") ||
+		strings.Contains(err.Error(), "sqlite") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("second release: %v, want one line: 409, already released", err)
 	}
 }
 

@@ -1,17 +1,20 @@
 package app
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/config"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -158,7 +161,7 @@ func (m *Main) apiListEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := crmhook.EventFilter{Source: q.Get("source"), Type: q.Get("type")}
 	var err error
-	if f.Since, f.Until, f.Limit, err = commonQuery(q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
+	if f.Since, f.Until, f.Limit, err = commonQuery(m.Now(), q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
@@ -179,7 +182,7 @@ func (m *Main) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := crmhook.DeliveryFilter{State: crmhook.DeliveryState(q.Get("state")), Sink: q.Get("sink"), EventID: q.Get("event_id"), Source: q.Get("source")}
 	var err error
-	if f.Since, f.Until, f.Limit, err = commonQuery(q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
+	if f.Since, f.Until, f.Limit, err = commonQuery(m.Now(), q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
@@ -208,6 +211,14 @@ func (m *Main) apiReplay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"state must be delivered or dead"})
 		return
 	}
+	if f.Sink != "" && !slices.ContainsFunc(m.Config.Sinks, func(s config.Sink) bool { return s.Name == f.Sink }) {
+		names := make([]string, 0, len(m.Config.Sinks))
+		for _, s := range m.Config.Sinks {
+			names = append(names, s.Name)
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("no sink is named %q; the configured sinks are: %s", f.Sink, strings.Join(names, ", "))})
+		return
+	}
 	n, err := m.Store.Replay(r.Context(), f)
 	if err != nil {
 		storeError(w, err)
@@ -231,7 +242,7 @@ func (m *Main) apiListRejections(w http.ResponseWriter, r *http.Request) {
 		f.Released = &b
 	}
 	var err error
-	if f.Since, f.Until, f.Limit, err = commonQuery(q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
+	if f.Since, f.Until, f.Limit, err = commonQuery(m.Now(), q.Get("since"), q.Get("until"), q.Get("limit")); err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
 		return
 	}
@@ -247,23 +258,11 @@ func (m *Main) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"rejection id must be a number"})
 		return
 	}
-	// The released event is routed as if it arrived now; its sinks come from
-	// the current filters, which need the event itself.
-	rs, err := m.Store.ListRejections(r.Context(), crmhook.RejectionFilter{ID: id, Limit: 1})
+	res, err := m.Receiver.Release(r.Context(), id)
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	if len(rs) == 0 {
-		storeError(w, crmhook.ErrNotFound)
-		return
-	}
-	res, err := m.Store.ReleaseRejection(r.Context(), id, m.route(&rs[0].Event), time.Now().Add(m.Config.DedupeWindow))
-	if err != nil {
-		storeError(w, err)
-		return
-	}
-	m.Dispatcher.Notify()
 	writeJSON(w, http.StatusOK, map[string]any{"event_id": res.EventID, "duplicate": res.Duplicate})
 }
 
@@ -279,12 +278,12 @@ func ParseWhen(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", v)
 }
 
-func commonQuery(since, until, limit string) (s, u time.Time, n int, err error) {
+func commonQuery(now time.Time, since, until, limit string) (s, u time.Time, n int, err error) {
 	parse := func(name, v string) (time.Time, error) {
 		if v == "" {
 			return time.Time{}, nil
 		}
-		t, err := ParseWhen(v, time.Now())
+		t, err := ParseWhen(v, now)
 		if err != nil {
 			return t, fmt.Errorf("%s: %w", name, err)
 		}
@@ -331,12 +330,20 @@ func convert[T, J any](items []T, conv func(T) J) []J {
 	return out
 }
 
+// storeError answers a store error with a stable code and message. The
+// error chain stays in the log: it names internals (files, SQL) that are
+// no business of an API client.
 func storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, crmhook.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{"not found"})
+	case errors.Is(err, crmhook.ErrAlreadyReleased):
+		writeJSON(w, http.StatusConflict, apiError{"the rejection was already released"})
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"the request was cancelled or timed out"})
 	default:
-		writeJSON(w, http.StatusServiceUnavailable, apiError{"store: " + err.Error()})
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, apiError{"the store is unavailable; try again later"})
 	}
 }
 

@@ -35,6 +35,11 @@ type Main struct {
 	Logger *slog.Logger
 	// Owner names this replica on leases; default host:pid.
 	Owner string
+	// Now is crmhook's one clock, shared by the store, the receiver, the
+	// dispatcher, the sinks, retention and the admin API: a test that
+	// freezes it freezes every component. Default time.Now. A Store given
+	// from outside must have been opened with the same clock.
+	Now func() time.Time
 
 	// ServerTimeouts overrides the public listener's timeouts; zero fields
 	// keep the defaults. End-to-end tests shorten them to prove that slow
@@ -70,6 +75,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Logger == nil {
 		m.Logger = slog.New(slog.DiscardHandler)
 	}
+	if m.Now == nil {
+		m.Now = time.Now
+	}
 	if m.Owner == "" {
 		host, _ := os.Hostname()
 		m.Owner = host + ":" + strconv.Itoa(os.Getpid())
@@ -80,9 +88,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 
+	for _, d := range cfg.Deprecations {
+		m.Logger.Warn("config: " + d)
+	}
 	m.Metrics = metrics.New(nil)
 	if m.Store == nil {
-		m.Store, err = OpenStore(ctx, cfg.Store, m.Metrics.Commit)
+		m.Store, err = OpenStore(ctx, cfg.Store, StoreOptions{Now: m.Now, OnCommit: m.Metrics.Commit})
 		if err != nil {
 			return err
 		}
@@ -92,7 +103,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	sinkCfgs := make([]deliver.SinkConfig, 0, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
-		s, closeFn, err := openSink(sc, m.Stdout)
+		s, closeFn, err := openSink(sc, m.Stdout, m.Now)
 		if err != nil {
 			return fmt.Errorf("app: sinks[%d] %q: %w", i, sc.Name, err)
 		}
@@ -112,12 +123,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		ShutdownGrace: cfg.ShutdownGrace,
 		Retry: deliver.RetryPolicy{
 			MaxAttempts: cfg.Delivery.MaxAttempts,
-			MaxAge:      cfg.Delivery.MaxAge,
+			MaxAge:      cfg.Delivery.GiveUpAfter,
 			BaseDelay:   cfg.Delivery.BaseDelay,
 			MaxDelay:    cfg.Delivery.MaxDelay,
 		},
 		Logger:    m.Logger.With("component", "dispatcher"),
 		OnAttempt: m.Metrics.Attempt,
+		Now:       m.Now,
 	})
 	if err != nil {
 		return err
@@ -133,6 +145,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	rcfg.OnStored = m.Dispatcher.Notify
 	rcfg.Observer = m.Metrics
 	rcfg.Logger = m.Logger.With("component", "receiver")
+	rcfg.Now = m.Now
 	m.Receiver, err = receiver.New(rcfg)
 	if err != nil {
 		return err
@@ -271,7 +284,7 @@ func (m *Main) prune(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		now := time.Now()
+		now := m.Now()
 		n, err := m.Store.Prune(ctx, crmhook.PruneParams{DeliveredBefore: now.Add(-m.Config.Retention), Now: now})
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -328,9 +341,7 @@ func receiverConfig(cfg *config.Config) (receiver.Config, error) {
 			RateBurst:    s.RateLimit.Burst,
 			RequireHTTPS: s.RequireHTTPS,
 			DedupeWindow: cfg.DedupeWindow,
-		}
-		if !s.ReplayWindow.Disabled {
-			src.MaxAge, src.MaxFuture = s.ReplayWindow.MaxAge, s.ReplayWindow.MaxFuture
+			Window:       s.ReplayWindow.Receiver(),
 		}
 		for _, a := range s.AllowIPs {
 			pf, err := config.ParsePrefix(a)

@@ -15,13 +15,21 @@ import (
 	"github.com/crmhook/crmhook/store/sqlite"
 )
 
+// StoreOptions are what every store takes besides its URL.
+type StoreOptions struct {
+	// Now is crmhook's one clock; the store judges due-ness, leases and
+	// dedupe windows by it. Default time.Now.
+	Now func() time.Time
+	// OnCommit observes group commits (metrics); it may be nil.
+	OnCommit func(batch int, took time.Duration)
+}
+
 // OpenStore opens the store a URL names: sqlite://path (or a plain path) for
-// the embedded store, postgres://… for the shared one. onCommit observes
-// group commits (metrics); it may be nil.
-func OpenStore(ctx context.Context, rawURL string, onCommit func(batch int, took time.Duration)) (crmhook.Store, error) {
+// the embedded store, postgres://… for the shared one.
+func OpenStore(ctx context.Context, rawURL string, opts StoreOptions) (crmhook.Store, error) {
 	switch {
 	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		return openPostgres(ctx, rawURL, onCommit)
+		return openPostgres(ctx, rawURL, opts)
 	case strings.HasPrefix(rawURL, "sqlite:"), !strings.Contains(rawURL, "://"):
 		path := rawURL
 		if strings.HasPrefix(rawURL, "sqlite:") {
@@ -34,7 +42,7 @@ func OpenStore(ctx context.Context, rawURL string, onCommit func(batch int, took
 				path = u.Opaque // sqlite:path.db
 			}
 		}
-		st, err := sqlite.Open(ctx, sqlite.Config{Path: path, OnCommit: onCommit})
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: path, OnCommit: opts.OnCommit, Now: opts.Now})
 		if err != nil {
 			return nil, fmt.Errorf("app: open store: %w", err)
 		}
@@ -46,10 +54,10 @@ func OpenStore(ctx context.Context, rawURL string, onCommit func(batch int, took
 
 // openSink builds one configured sink and, when it holds resources, the
 // function that releases them.
-func openSink(sc config.Sink, stdout io.Writer) (crmhook.Sink, func() error, error) {
+func openSink(sc config.Sink, stdout io.Writer, now func() time.Time) (crmhook.Sink, func() error, error) {
 	switch sc.Type {
 	case "http":
-		s, err := sink.NewHTTP(sink.HTTPConfig{Name: sc.Name, URL: sc.URL, Secret: sc.Secret, Timeout: sc.Timeout, Headers: sc.Headers})
+		s, err := sink.NewHTTP(sink.HTTPConfig{Name: sc.Name, URL: sc.URL, Secret: sc.Secret, Timeout: sc.Timeout, Headers: sc.Headers, Now: now})
 		if err != nil {
 			return nil, nil, err
 		}

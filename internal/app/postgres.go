@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/postgres"
@@ -11,8 +10,8 @@ import (
 
 // openPostgres opens the shared store a postgres:// URL names (search_path
 // and pool_max_conns among its parameters).
-func openPostgres(ctx context.Context, rawURL string, onCommit func(int, time.Duration)) (crmhook.Store, error) {
-	st, err := postgres.Open(ctx, postgres.Config{URL: rawURL, OnCommit: onCommit})
+func openPostgres(ctx context.Context, rawURL string, opts StoreOptions) (crmhook.Store, error) {
+	st, err := postgres.Open(ctx, postgres.Config{URL: rawURL, OnCommit: opts.OnCommit, Now: opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("app: open store: %w", err)
 	}

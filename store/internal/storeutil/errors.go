@@ -13,7 +13,7 @@ import (
 )
 
 // ErrAlreadyReleased is what releasing a rejection a second time returns.
-var ErrAlreadyReleased = errors.New("rejection already released")
+var ErrAlreadyReleased = crmhook.ErrAlreadyReleased
 
 // Classify labels err with label (e.g. "postgres: list events") and sorts
 // it. Errors already sorted and errors aboutRequest says are about one
