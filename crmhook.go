@@ -256,3 +256,108 @@ func matchAny(patterns []string, s string) bool {
 	}
 	return false
 }
+
+// SecretState is where a stored source secret stands.
+type SecretState string
+
+// Secret states. An active secret is accepted; a retiring one is accepted
+// until its RetireAt and not after; a retired one is never accepted again
+// (a secret from the config file that a rotation replaced is kept retired,
+// so that every replica stops accepting it although the file still names
+// it).
+const (
+	SecretActive   SecretState = "active"
+	SecretRetiring SecretState = "retiring"
+	SecretRetired  SecretState = "retired"
+)
+
+// SourceSecret is a secret a source accepts besides, or instead of, the
+// ones in the config file: one that `subscriptions apply` received from
+// Attio (which returns a webhook's secret only on create), or one that
+// `secrets rotate` generated. It lives in the store so that every replica
+// accepts exactly the current secrets without a restart.
+type SourceSecret struct {
+	ID     int64
+	Source string
+	Secret string // never logged
+	// SubscriptionID is the provider's webhook id the secret belongs to
+	// (Attio), "" for path secrets and Standard Webhooks secrets.
+	SubscriptionID string
+	State          SecretState
+	CreatedAt      time.Time
+	RetireAt       time.Time // for a retiring secret: when it stops being accepted
+}
+
+// Rotation is a secret rotation in progress for one source, kept so that
+// it resumes where it stopped after a crash.
+type Rotation struct {
+	Source      string
+	Phase       string // the rotation's own step names
+	NewSecretID int64
+	Grace       time.Duration
+	StartedAt   time.Time
+	UpdatedAt   time.Time
+	// Data holds provider-specific state (the old and new webhook ids).
+	Data json.RawMessage
+}
+
+// SubscriptionState is what the watchdog last saw of one provider
+// subscription.
+type SubscriptionState struct {
+	Source         string
+	SubscriptionID string
+	Status         string // the provider's word: active, disabled, degraded, inactive, missing
+	LastCheckedAt  time.Time
+	LastHealthyAt  time.Time // the last check that found it healthy
+}
+
+// Gap is a span during which a provider sent nothing because it had
+// disabled (or deactivated) the subscription: events of that span are lost
+// at the provider.
+type Gap struct {
+	ID             int64
+	Source         string
+	SubscriptionID string
+	From, To       time.Time
+	RecordedAt     time.Time
+}
+
+// ControlStore keeps the state of the provider side: source secrets,
+// rotations, subscription health, gaps, and named leases that let one
+// replica at a time run a singleton job (the watchdog). Both stores
+// implement it; store/storetest checks them.
+type ControlStore interface {
+	// PutSecret inserts a secret and returns its id.
+	PutSecret(ctx context.Context, s SourceSecret) (int64, error)
+	// ListSecrets lists a source's secrets ("" for every source), oldest first.
+	ListSecrets(ctx context.Context, source string) ([]SourceSecret, error)
+	// SetSecretState moves a secret to state; retireAt matters for SecretRetiring.
+	// ErrNotFound for an unknown id.
+	SetSecretState(ctx context.Context, id int64, state SecretState, retireAt time.Time) error
+
+	// PutRotation creates or replaces the source's rotation.
+	PutRotation(ctx context.Context, r Rotation) error
+	// GetRotation returns the source's rotation, ErrNotFound when there is none.
+	GetRotation(ctx context.Context, source string) (Rotation, error)
+	// DeleteRotation ends the source's rotation (no error when there is none).
+	DeleteRotation(ctx context.Context, source string) error
+
+	// PutSubscriptionState creates or replaces the state of (Source, SubscriptionID).
+	PutSubscriptionState(ctx context.Context, s SubscriptionState) error
+	// ListSubscriptionStates lists every subscription state, by source and id.
+	ListSubscriptionStates(ctx context.Context) ([]SubscriptionState, error)
+	// RecordGap keeps a gap and returns its id.
+	RecordGap(ctx context.Context, g Gap) (int64, error)
+	// ListGaps lists a source's gaps ("" for all), newest first.
+	ListGaps(ctx context.Context, source string, limit int) ([]Gap, error)
+	// LastEventAt is when the newest event of source was received, zero
+	// when there is none. It uses an index, never a scan.
+	LastEventAt(ctx context.Context, source string) (time.Time, error)
+
+	// AcquireLease takes or renews the lease called name for owner until
+	// now+ttl, and reports whether owner holds it: true when it was free,
+	// expired, or already owner's. Two owners never hold it at once.
+	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if owner holds it.
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
