@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"flag"
-	"github.com/crmhook/crmhook/internal/app"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/admin"
 )
 
 var crashKillsFlag = flag.Int("crash.kills", 0, "SIGKILLs in TestCrash (default 3, or $CRMHOOK_CRASH_KILLS)")
@@ -190,12 +191,12 @@ func (r *crashRig) verify(acked []string) (lost, duplicated int) {
 }
 
 // waitQueueEmpty polls the admin API until nothing is pending or dead.
-func waitQueueEmpty(t *testing.T, admin string, within time.Duration) {
+func waitQueueEmpty(t *testing.T, adminURL string, within time.Duration) {
 	t.Helper()
-	var st app.StatsJSON
+	var st admin.StatsJSON
 	eventually(t, within, "an empty delivery queue", func() bool {
-		st = app.StatsJSON{Pending: -1}
-		adminCall(t, admin, "GET", "/api/stats", "", &st)
+		st = admin.StatsJSON{Pending: -1}
+		adminCall(t, adminURL, "GET", "/api/stats", "", &st)
 		return st.Pending == 0 && st.Dead == 0
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/internal/app"
 	"github.com/crmhook/crmhook/store/sqlite"
 )
@@ -88,7 +89,7 @@ func (h *harness) sendOK(n int) []string {
 	return keys
 }
 
-func (h *harness) deliveries(state string) []app.DeliveryJSON {
+func (h *harness) deliveries(state string) []admin.DeliveryJSON {
 	h.t.Helper()
 	var out deliveriesAnswer
 	if code := adminCall(h.t, h.run.admin, "GET", "/api/deliveries?limit=1000&state="+state, "", &out); code != http.StatusOK {
@@ -188,7 +189,7 @@ func TestSinkFaults(t *testing.T) {
 		sink.setBehaviour(func(string, int) reply { return reply{status: http.StatusGone} })
 		h := newHarness(t, sink, cfgOpts{}, nil)
 		keys := h.sendOK(2)
-		var dead []app.DeliveryJSON
+		var dead []admin.DeliveryJSON
 		eventually(t, 10*time.Second, "dead letters visible in the admin API", func() bool {
 			dead = h.deliveries("dead")
 			return len(dead) == len(keys)

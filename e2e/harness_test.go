@@ -22,6 +22,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/internal/app"
 	"github.com/crmhook/crmhook/receiver"
 	"github.com/crmhook/crmhook/stdwebhooks"
@@ -259,7 +260,7 @@ func adminCall(t *testing.T, base, method, path, body string, out any) int {
 }
 
 type deliveriesAnswer struct {
-	Deliveries []app.DeliveryJSON `json:"deliveries"`
+	Deliveries []admin.DeliveryJSON `json:"deliveries"`
 }
 
 // affinityEvent is an Affinity person.created delivery for person n, with

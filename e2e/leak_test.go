@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/attio"
+	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/internal/app"
 	"github.com/crmhook/crmhook/stdwebhooks"
 	"github.com/crmhook/crmhook/store/sqlite"
@@ -156,7 +157,7 @@ func TestLogLeaks(t *testing.T) {
 	fs.failing.Store(false)
 	// Wait for the sink faults to play out: every accepted event delivered or dead.
 	eventually(t, 20*time.Second, "the sink faults to play out", func() bool {
-		var st app.StatsJSON
+		var st admin.StatsJSON
 		adminCall(t, h.run.admin, "GET", "/api/stats", "", &st)
 		return calls.Load() >= 5 && st.Pending == 0
 	})

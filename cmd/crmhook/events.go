@@ -2,12 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,7 +11,8 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
-	"github.com/crmhook/crmhook/internal/app"
+	"github.com/crmhook/crmhook/internal/admin"
+	"github.com/crmhook/crmhook/internal/embedded"
 	"github.com/spf13/cobra"
 )
 
@@ -30,67 +27,17 @@ func (c *cli) addAdminFlags(cmd *cobra.Command, f *adminFlags) {
 	cmd.PersistentFlags().StringVar(&f.dataDir, "data-dir", config.DefaultDataDir, "data directory holding the generated admin token")
 }
 
-// adminClient calls the admin API; errors are one line.
-type adminClient struct {
-	base, token string
-	hc          *http.Client
-}
-
-func (c *cli) adminClient(f adminFlags) (*adminClient, error) {
+func (c *cli) adminClient(f adminFlags) (*admin.Client, error) {
 	base := firstNonEmpty(f.url, c.getenv("CRMHOOK_ADMIN_URL"), "http://"+config.DefaultAdminListen)
 	token := firstNonEmpty(f.token, c.getenv("CRMHOOK_ADMIN_TOKEN"))
 	if token == "" {
-		s, err := app.LoadSecrets(f.dataDir)
+		s, err := embedded.LoadSecrets(f.dataDir)
 		if err != nil {
 			return nil, fmt.Errorf("no admin token: pass --token or set CRMHOOK_ADMIN_TOKEN (none kept in %s)", f.dataDir)
 		}
 		token = s.AdminToken
 	}
-	return &adminClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Timeout: 30 * time.Second}}, nil
-}
-
-func (a *adminClient) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API unreachable at %s (is crmhook serve running?): %w", a.base, errors.Unwrap(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("admin API: %s (HTTP %d)", e.Error, resp.StatusCode)
-		}
-		return fmt.Errorf("admin API: HTTP %d", resp.StatusCode)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("admin API: unexpected answer: %w", err)
-	}
-	return nil
+	return admin.NewClient(base, token), nil
 }
 
 func (c *cli) eventsCmd() *cobra.Command {
@@ -131,7 +78,7 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 			}
 			switch {
 			case rejections:
-				rs, err := adminList[app.RejectionJSON](cmd.Context(), ac, "/api/rejections", q, "rejections")
+				rs, err := admin.List[admin.RejectionJSON](cmd.Context(), ac, "/api/rejections", q, "rejections")
 				if err != nil || asJSON {
 					return c.listOut(err, rs)
 				}
@@ -146,7 +93,7 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 				return writeTable(c.stdout, []string{"ID", "REJECTED", "SOURCE", "TYPE", "REASON", "RELEASED"}, rows)
 			case status != "":
 				set("state", status)
-				ds, err := adminList[app.DeliveryJSON](cmd.Context(), ac, "/api/deliveries", q, "deliveries")
+				ds, err := admin.List[admin.DeliveryJSON](cmd.Context(), ac, "/api/deliveries", q, "deliveries")
 				if err != nil || asJSON {
 					return c.listOut(err, ds)
 				}
@@ -157,7 +104,7 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 				return writeTable(c.stdout, []string{"EVENT", "SINK", "STATE", "ATTEMPTS", "CREATED", "LAST ERROR"}, rows)
 			default:
 				set("type", typ)
-				evs, err := adminList[app.EventJSON](cmd.Context(), ac, "/api/events", q, "events")
+				evs, err := admin.List[admin.EventJSON](cmd.Context(), ac, "/api/events", q, "events")
 				if err != nil || asJSON {
 					return c.listOut(err, evs)
 				}
@@ -181,15 +128,6 @@ func (c *cli) eventsListCmd(af *adminFlags) *cobra.Command {
 	return cmd
 }
 
-// adminList fetches one listing of the admin API: {"<key>": [T…]}.
-func adminList[T any](ctx context.Context, ac *adminClient, path string, q url.Values, key string) ([]T, error) {
-	var out map[string][]T
-	if err := ac.do(ctx, "GET", path+"?"+q.Encode(), nil, &out); err != nil {
-		return nil, err
-	}
-	return out[key], nil
-}
-
 // listOut ends a listing that failed or was asked for as JSON ([] when empty).
 func (c *cli) listOut(err error, items any) error {
 	if err != nil {
@@ -210,10 +148,10 @@ func (c *cli) eventsShowCmd(af *adminFlags) *cobra.Command {
 				return err
 			}
 			var out struct {
-				Event      app.EventJSON      `json:"event"`
-				Deliveries []app.DeliveryJSON `json:"deliveries"`
+				Event      admin.EventJSON      `json:"event"`
+				Deliveries []admin.DeliveryJSON `json:"deliveries"`
 			}
-			if err := ac.do(cmd.Context(), "GET", "/api/events/"+url.PathEscape(args[0]), nil, &out); err != nil {
+			if err := ac.Do(cmd.Context(), "GET", "/api/events/"+url.PathEscape(args[0]), nil, &out); err != nil {
 				return err
 			}
 			if asJSON {
@@ -243,7 +181,7 @@ func (c *cli) eventsShowCmd(af *adminFlags) *cobra.Command {
 }
 
 func (c *cli) eventsReplayCmd(af *adminFlags) *cobra.Command {
-	var req app.ReplayRequest
+	var req admin.ReplayRequest
 	var status, since, until string
 	cmd := &cobra.Command{
 		Use:   "replay [event-id]",
@@ -265,14 +203,14 @@ func (c *cli) eventsReplayCmd(af *adminFlags) *cobra.Command {
 				if t.v == "" {
 					continue
 				}
-				if *t.dst, err = app.ParseWhen(t.v, time.Now()); err != nil {
+				if *t.dst, err = admin.ParseWhen(t.v, time.Now()); err != nil {
 					return err
 				}
 			}
 			var out struct {
 				Replayed int `json:"replayed"`
 			}
-			if err := ac.do(cmd.Context(), "POST", "/api/replay", req, &out); err != nil {
+			if err := ac.Do(cmd.Context(), "POST", "/api/replay", req, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "replayed %d deliveries\n", out.Replayed)
@@ -303,7 +241,7 @@ func (c *cli) eventsReleaseCmd(af *adminFlags) *cobra.Command {
 				EventID   string `json:"event_id"`
 				Duplicate bool   `json:"duplicate"`
 			}
-			if err := ac.do(cmd.Context(), "POST", "/api/rejections/"+url.PathEscape(args[0])+"/release", nil, &out); err != nil {
+			if err := ac.Do(cmd.Context(), "POST", "/api/rejections/"+url.PathEscape(args[0])+"/release", nil, &out); err != nil {
 				return err
 			}
 			if out.Duplicate {

@@ -8,7 +8,7 @@ import (
 	"text/template"
 
 	"github.com/crmhook/crmhook/config"
-	"github.com/crmhook/crmhook/internal/app"
+	"github.com/crmhook/crmhook/internal/embedded"
 	"github.com/crmhook/crmhook/stdwebhooks"
 	"github.com/spf13/cobra"
 )
@@ -83,12 +83,12 @@ func (c *cli) initCmd() *cobra.Command {
 		Short: "Write a starter config with fresh secrets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := app.NewSecrets()
+			s, err := embedded.NewSecrets()
 			if err != nil {
 				return err
 			}
 			data := struct {
-				app.Secrets
+				embedded.Secrets
 				SinkSecret string
 			}{s, stdwebhooks.NewSecret()}
 			flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL

@@ -19,7 +19,7 @@ import (
 	"github.com/crmhook/crmhook/affinity"
 	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/config"
-	"github.com/crmhook/crmhook/internal/app"
+	"github.com/crmhook/crmhook/internal/embedded"
 	attiosim "github.com/crmhook/crmhook/sim/attio"
 	"github.com/crmhook/crmhook/stdwebhooks"
 	"github.com/google/uuid"
@@ -32,13 +32,13 @@ import (
 type sendProvider struct {
 	eventType string
 	source    string
-	secret    func(app.Secrets) string
+	secret    func(embedded.Secrets) string
 }
 
 var sendProviders = map[crmhook.Provider]sendProvider{
-	crmhook.ProviderAffinity:         {"person.created", app.EmbeddedAffinity, func(s app.Secrets) string { return s.AffinityPath }},
-	crmhook.ProviderAttio:            {"record.created", app.EmbeddedAttio, func(s app.Secrets) string { return s.Attio }},
-	crmhook.ProviderStandardWebhooks: {"contact.created", app.EmbeddedWebhooks, func(s app.Secrets) string { return s.Webhooks }},
+	crmhook.ProviderAffinity:         {"person.created", embedded.Affinity, func(s embedded.Secrets) string { return s.AffinityPath }},
+	crmhook.ProviderAttio:            {"record.created", embedded.Attio, func(s embedded.Secrets) string { return s.Attio }},
+	crmhook.ProviderStandardWebhooks: {"contact.created", embedded.Webhooks, func(s embedded.Secrets) string { return s.Webhooks }},
 }
 
 // sendOptions is what `crmhook send` fires, where, and how much of it.
@@ -217,7 +217,7 @@ func (c *cli) sendTarget(o sendOptions, prov crmhook.Provider) (target, secret s
 	}
 	full := strings.Contains(o.url, "/hooks/")
 	if secret == "" && !(full && prov == crmhook.ProviderAffinity) {
-		s, lerr := app.LoadSecrets(o.dataDir)
+		s, lerr := embedded.LoadSecrets(o.dataDir)
 		if lerr != nil {
 			return "", "", fmt.Errorf("send: no --secret given and no secrets kept in %s (run crmhook serve once without a config, or pass --secret)", o.dataDir)
 		}

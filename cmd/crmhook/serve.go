@@ -8,6 +8,7 @@ import (
 
 	"github.com/crmhook/crmhook/config"
 	"github.com/crmhook/crmhook/internal/app"
+	"github.com/crmhook/crmhook/internal/embedded"
 	"github.com/spf13/cobra"
 )
 
@@ -52,7 +53,7 @@ first run and kept there, and every event printed to stdout as a JSON line.`,
 
 // loadServeConfig reads the config file, or builds the embedded defaults.
 // embedded is non-nil for the latter.
-func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *app.Secrets, error) {
+func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *embedded.Secrets, error) {
 	if cfgPath == "" {
 		if _, err := os.Stat(defaultConfigFile); err == nil {
 			cfgPath = defaultConfigFile
@@ -65,7 +66,7 @@ func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *app.Sec
 		}
 		if cfg.Admin.Listen != "off" && cfg.Admin.Token == "" {
 			// Keep the generated token with the data so `crmhook events` finds it.
-			s, _, err := app.LoadOrCreateSecrets(cfg.DataDir)
+			s, _, err := embedded.LoadOrCreateSecrets(cfg.DataDir)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -73,19 +74,19 @@ func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *app.Sec
 		}
 		return cfg, nil, nil
 	}
-	s, created, err := app.LoadOrCreateSecrets(dataDir)
+	s, created, err := embedded.LoadOrCreateSecrets(dataDir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if created {
-		fmt.Fprintf(c.stderr, "crmhook: generated new secrets in %s (mode 0600)\n", filepath.Join(dataDir, app.SecretsFile))
+		fmt.Fprintf(c.stderr, "crmhook: generated new secrets in %s (mode 0600)\n", filepath.Join(dataDir, embedded.SecretsFile))
 	}
-	cfg := app.EmbeddedConfig(dataDir, s)
+	cfg := embedded.Config(dataDir, s)
 	// An Attio webhook's secret is Attio's (shown once at creation), not
 	// ours: take it from the environment, next to the generated one.
 	if sec := c.getenv("ATTIO_WEBHOOK_SECRET"); sec != "" {
 		for i := range cfg.Sources {
-			if cfg.Sources[i].Name == app.EmbeddedAttio {
+			if cfg.Sources[i].Name == embedded.Attio {
 				cfg.Sources[i].Secrets = append(cfg.Sources[i].Secrets, sec)
 			}
 		}
@@ -99,7 +100,7 @@ func (c *cli) loadServeConfig(cfgPath, dataDir string) (*config.Config, *app.Sec
 // printBanner tells a person where to send webhooks; on embedded defaults
 // it includes ready `crmhook send` lines. It goes to stderr: stdout carries
 // the events.
-func (c *cli) printBanner(m *app.Main, s *app.Secrets) {
+func (c *cli) printBanner(m *app.Main, s *embedded.Secrets) {
 	w := c.stderr
 	hook := m.HookURL()
 	fmt.Fprintf(w, "crmhook is receiving on %s/hooks/… (store %s)\n", hook, m.Config.Store)
@@ -110,9 +111,9 @@ func (c *cli) printBanner(m *app.Main, s *app.Secrets) {
 		return
 	}
 	fmt.Fprintf(w, "events are printed to stdout as JSON lines (CloudEvents).\n\n")
-	fmt.Fprintf(w, "  Affinity webhook URL:          %s/hooks/%s/%s\n", hook, app.EmbeddedAffinity, s.AffinityPath)
-	fmt.Fprintf(w, "  Attio webhook URL:             %s/hooks/%s   (signing secrets: $ATTIO_WEBHOOK_SECRET and the one in %s)\n", hook, app.EmbeddedAttio, filepath.Join(m.Config.DataDir, app.SecretsFile))
-	fmt.Fprintf(w, "  Standard Webhooks URL:         %s/hooks/%s\n\n", hook, app.EmbeddedWebhooks)
+	fmt.Fprintf(w, "  Affinity webhook URL:          %s/hooks/%s/%s\n", hook, embedded.Affinity, s.AffinityPath)
+	fmt.Fprintf(w, "  Attio webhook URL:             %s/hooks/%s   (signing secrets: $ATTIO_WEBHOOK_SECRET and the one in %s)\n", hook, embedded.Attio, filepath.Join(m.Config.DataDir, embedded.SecretsFile))
+	fmt.Fprintf(w, "  Standard Webhooks URL:         %s/hooks/%s\n\n", hook, embedded.Webhooks)
 	fmt.Fprintf(w, "Try it from another terminal:\n")
 	fmt.Fprintf(w, "  go run ./cmd/crmhook send --provider affinity --type person.created --url %s\n", hook)
 	fmt.Fprintf(w, "  go run ./cmd/crmhook send --provider attio --type record.created --url %s\n", hook)

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/internal/app"
+	"github.com/crmhook/crmhook/internal/embedded"
 )
 
 // lockedBuffer collects what a running command writes.
@@ -43,11 +45,11 @@ func (l *lockedBuffer) String() string {
 func startApp(t *testing.T, sinkStatus *atomic.Int32) (*app.Main, *lockedBuffer, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, created, err := app.LoadOrCreateSecrets(filepath.Join(dir, "data"))
+	s, created, err := embedded.LoadOrCreateSecrets(filepath.Join(dir, "data"))
 	if err != nil || !created {
 		t.Fatalf("secrets: %v created=%v", err, created)
 	}
-	cfg := app.EmbeddedConfig(filepath.Join(dir, "data"), s)
+	cfg := embedded.Config(filepath.Join(dir, "data"), s)
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Delivery.PollInterval = 20 * time.Millisecond
 	cfg.Delivery.MaxAttempts = 2
@@ -84,7 +86,7 @@ func TestServeSendEventsReplay(t *testing.T) {
 	var sinkStatus atomic.Int32
 	sinkStatus.Store(http.StatusGone) // the service refuses: dead letters
 	m, out, dataDir := startApp(t, &sinkStatus)
-	admin := []string{"--admin-url", m.AdminURL(), "--data-dir", dataDir}
+	adminArgs := []string{"--admin-url", m.AdminURL(), "--data-dir", dataDir}
 
 	// crmhook send, with the secrets the no-config run kept.
 	for _, args := range [][]string{
@@ -111,41 +113,41 @@ func TestServeSendEventsReplay(t *testing.T) {
 
 	// The 5 person.created events are dead for the svc sink (410).
 	waitUntil(t, "5 dead letters", func() bool {
-		stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--status", "dead", "--json"}, admin...)...)
-		var ds []app.DeliveryJSON
+		stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--status", "dead", "--json"}, adminArgs...)...)
+		var ds []admin.DeliveryJSON
 		return err == nil && json.Unmarshal([]byte(stdout), &ds) == nil && len(ds) == 5
 	})
-	stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--type", "person.*"}, admin...)...)
+	stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--type", "person.*"}, adminArgs...)...)
 	if err != nil || strings.Count(stdout, " person.created ") != 5 {
 		t.Fatalf("events list --type person.*: %v\n%s", err, stdout)
 	}
 	// Show one event: payload and deliveries.
-	var evs []app.EventJSON
-	stdout, _, _ = runCLI(t, nil, append([]string{"events", "list", "--json", "--source", "attio"}, admin...)...)
+	var evs []admin.EventJSON
+	stdout, _, _ = runCLI(t, nil, append([]string{"events", "list", "--json", "--source", "attio"}, adminArgs...)...)
 	if json.Unmarshal([]byte(stdout), &evs) != nil || len(evs) != 1 || evs[0].Type != "record.updated" {
 		t.Fatalf("attio events: %s", stdout)
 	}
-	stdout, _, err = runCLI(t, nil, append([]string{"events", "show", evs[0].ID}, admin...)...)
+	stdout, _, err = runCLI(t, nil, append([]string{"events", "show", evs[0].ID}, adminArgs...)...)
 	if err != nil || !strings.Contains(stdout, `"event_type": "record.updated"`) || !strings.Contains(stdout, "stdout") {
 		t.Fatalf("events show: %v\n%s", err, stdout)
 	}
 
 	// Replay needs a filter; then the fixed service gets every dead letter.
-	if _, _, err := runCLI(t, nil, append([]string{"events", "replay"}, admin...)...); err == nil || !strings.Contains(err.Error(), "needs a filter") {
+	if _, _, err := runCLI(t, nil, append([]string{"events", "replay"}, adminArgs...)...); err == nil || !strings.Contains(err.Error(), "needs a filter") {
 		t.Fatalf("replay without a filter: %v", err)
 	}
 	// A sink name that is not configured is named back with the configured ones.
-	if _, _, err := runCLI(t, nil, append([]string{"events", "replay", "--status", "dead", "--sink", "nope"}, admin...)...); err == nil ||
+	if _, _, err := runCLI(t, nil, append([]string{"events", "replay", "--status", "dead", "--sink", "nope"}, adminArgs...)...); err == nil ||
 		!strings.Contains(err.Error(), `no sink is named "nope"`) || !strings.Contains(err.Error(), "stdout") {
 		t.Fatalf("replay --sink nope: %v", err)
 	}
 	sinkStatus.Store(http.StatusNoContent)
-	stdout, _, err = runCLI(t, nil, append([]string{"events", "replay", "--status", "dead"}, admin...)...)
+	stdout, _, err = runCLI(t, nil, append([]string{"events", "replay", "--status", "dead"}, adminArgs...)...)
 	if err != nil || !strings.Contains(stdout, "replayed 5 deliveries") {
 		t.Fatalf("replay: %v %s", err, stdout)
 	}
 	waitUntil(t, "dead letters delivered", func() bool {
-		stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--status", "dead", "--json"}, admin...)...)
+		stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--status", "dead", "--json"}, adminArgs...)...)
 		return err == nil && strings.TrimSpace(stdout) == "[]"
 	})
 
@@ -189,8 +191,8 @@ func TestRejectionsListedAndReleased(t *testing.T) {
 	var sinkStatus atomic.Int32
 	sinkStatus.Store(http.StatusOK)
 	m, out, dataDir := startApp(t, &sinkStatus)
-	admin := []string{"--admin-url", m.AdminURL(), "--data-dir", dataDir}
-	s, err := app.LoadSecrets(dataDir)
+	adminArgs := []string{"--admin-url", m.AdminURL(), "--data-dir", dataDir}
+	s, err := embedded.LoadSecrets(dataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,12 +207,12 @@ func TestRejectionsListedAndReleased(t *testing.T) {
 	if res.StatusCode != 400 {
 		t.Fatalf("stale delivery: %d, want 400", res.StatusCode)
 	}
-	stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--rejections", "--json"}, admin...)...)
-	var rs []app.RejectionJSON
+	stdout, _, err := runCLI(t, nil, append([]string{"events", "list", "--rejections", "--json"}, adminArgs...)...)
+	var rs []admin.RejectionJSON
 	if err != nil || json.Unmarshal([]byte(stdout), &rs) != nil || len(rs) != 1 || rs[0].Event.Type != "person.updated" {
 		t.Fatalf("rejections: %v %s", err, stdout)
 	}
-	stdout, _, err = runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, admin...)...)
+	stdout, _, err = runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, adminArgs...)...)
 	if err != nil || !strings.Contains(stdout, "released as event") {
 		t.Fatalf("release: %v %s", err, stdout)
 	}
@@ -219,7 +221,7 @@ func TestRejectionsListedAndReleased(t *testing.T) {
 		t.Errorf("rejection reason %q does not name the replay window", rs[0].Reason)
 	}
 	// A second release is a conflict, said in one line without the store's internals.
-	_, _, err = runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, admin...)...)
+	_, _, err = runCLI(t, nil, append([]string{"events", "release", itoa(rs[0].ID)}, adminArgs...)...)
 	if err == nil || !strings.Contains(err.Error(), "409") || !strings.Contains(err.Error(), "already released") ||
 		strings.Contains(err.Error(), "sqlite") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("second release: %v, want one line: 409, already released", err)
@@ -308,7 +310,7 @@ func TestEmbeddedServeTakesTheAttioSecretFromTheEnvironment(t *testing.T) {
 		t.Fatalf("embedded config: %v", err)
 	}
 	for _, s := range cfg.Sources {
-		if s.Name == app.EmbeddedAttio && (len(s.Secrets) != 2 || s.Secrets[1] != "attio-issued-secret" || s.Secrets[0] != embedded.Attio) {
+		if s.Name == embedded.Attio && (len(s.Secrets) != 2 || s.Secrets[1] != "attio-issued-secret" || s.Secrets[0] != embedded.Attio) {
 			t.Fatalf("attio secrets %d, want the generated one and the environment's", len(s.Secrets))
 		}
 	}

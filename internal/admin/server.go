@@ -1,4 +1,8 @@
-package app
+// Package admin is the admin listener's HTTP API: health and readiness for
+// orchestrators, Prometheus metrics, and the JSON API under /api/ (events,
+// deliveries, dead letters, rejections, replay, release) behind the admin
+// bearer token. Its JSON types and the Go client of the CLI live here too.
+package admin
 
 import (
 	"context"
@@ -7,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -14,14 +19,47 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/config"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminHandler serves the admin listener: /healthz and /readyz for
+// Releaser accepts a rejected event after all (the receiver does: it owns
+// routing and the dedupe window).
+type Releaser interface {
+	Release(ctx context.Context, id int64) (crmhook.InsertResult, error)
+}
+
+// Server is the admin API over one store.
+type Server struct {
+	Store    crmhook.Store
+	Releaser Releaser
+	// Notify wakes the dispatcher after a replay; may be nil.
+	Notify func()
+	// Sinks are the configured sink names, to refuse a replay to a sink
+	// that does not exist.
+	Sinks []string
+	// Token is the bearer token of /api/; empty refuses every API call.
+	Token string
+	// Now is crmhook's one clock ("since=2h" is read against it).
+	Now func() time.Time
+	// Metrics serves /metrics; nil serves none.
+	Metrics http.Handler
+	// Logger receives the actions taken and the store errors behind 503s,
+	// never payloads.
+	Logger *slog.Logger
+}
+
+// Handler serves the admin listener: /healthz and /readyz for
 // orchestrators, /metrics for Prometheus, and the JSON admin API under /api/
 // behind the admin bearer token.
-func (m *Main) adminHandler() http.Handler {
+func (m *Server) Handler() http.Handler {
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if m.Logger == nil {
+		m.Logger = slog.New(slog.DiscardHandler)
+	}
+	if m.Notify == nil {
+		m.Notify = func() {}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
@@ -33,7 +71,9 @@ func (m *Main) adminHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}))
+	if m.Metrics != nil {
+		mux.Handle("GET /metrics", m.Metrics)
+	}
 
 	api := http.NewServeMux()
 	api.HandleFunc("GET /api/stats", m.apiStats)
@@ -43,7 +83,7 @@ func (m *Main) adminHandler() http.Handler {
 	api.HandleFunc("POST /api/replay", m.apiReplay)
 	api.HandleFunc("GET /api/rejections", m.apiListRejections)
 	api.HandleFunc("POST /api/rejections/{id}/release", m.apiReleaseRejection)
-	mux.Handle("/api/", requireToken(m.Config.Admin.Token, api))
+	mux.Handle("/api/", requireToken(m.Token, api))
 	return mux
 }
 
@@ -68,96 +108,16 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
-// EventJSON is an event as the admin API shows it.
-type EventJSON struct {
-	ID         string           `json:"id"`
-	Source     string           `json:"source"`
-	Provider   crmhook.Provider `json:"provider"`
-	Type       string           `json:"type"`
-	DedupeKey  string           `json:"dedupe_key"`
-	OccurredAt *time.Time       `json:"occurred_at,omitempty"`
-	ReceivedAt time.Time        `json:"received_at"`
-	Payload    json.RawMessage  `json:"payload,omitempty"`
-}
-
-// DeliveryJSON is a delivery as the admin API shows it.
-type DeliveryJSON struct {
-	ID            int64                 `json:"id"`
-	EventID       string                `json:"event_id"`
-	Sink          string                `json:"sink"`
-	State         crmhook.DeliveryState `json:"state"`
-	Attempts      int                   `json:"attempts"`
-	NextAttemptAt *time.Time            `json:"next_attempt_at,omitempty"`
-	LeasedUntil   *time.Time            `json:"leased_until,omitempty"`
-	LastError     string                `json:"last_error,omitempty"`
-	CreatedAt     time.Time             `json:"created_at"`
-	DeliveredAt   *time.Time            `json:"delivered_at,omitempty"`
-}
-
-// RejectionJSON is a rejection as the admin API shows it.
-type RejectionJSON struct {
-	ID         int64      `json:"id"`
-	Event      EventJSON  `json:"event"`
-	Reason     string     `json:"reason"`
-	RejectedAt time.Time  `json:"rejected_at"`
-	ReleasedAt *time.Time `json:"released_at,omitempty"`
-}
-
-// StatsJSON is the queue summary.
-type StatsJSON struct {
-	Pending       int64      `json:"pending"`
-	Dead          int64      `json:"dead"`
-	Rejections    int64      `json:"rejections"`
-	OldestPending *time.Time `json:"oldest_pending,omitempty"`
-}
-
-// ReplayRequest selects deliveries to replay. At least one field must be
-// set, or All: replaying everything is never an accident.
-type ReplayRequest struct {
-	State   crmhook.DeliveryState `json:"state,omitempty"`
-	Sink    string                `json:"sink,omitempty"`
-	EventID string                `json:"event_id,omitempty"`
-	Source  string                `json:"source,omitempty"`
-	Since   time.Time             `json:"since,omitzero"`
-	Until   time.Time             `json:"until,omitzero"`
-	All     bool                  `json:"all,omitempty"`
-}
-
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func eventJSON(ev crmhook.Event, withPayload bool) EventJSON {
-	out := EventJSON{ID: ev.ID, Source: ev.Source, Provider: ev.Provider, Type: ev.Type, DedupeKey: ev.DedupeKey,
-		OccurredAt: timePtr(ev.OccurredAt), ReceivedAt: ev.ReceivedAt}
-	if withPayload {
-		out.Payload = ev.Payload
-	}
-	return out
-}
-
-func deliveryJSON(d crmhook.Delivery) DeliveryJSON {
-	out := DeliveryJSON{ID: d.ID, EventID: d.EventID, Sink: d.Sink, State: d.State, Attempts: d.Attempts,
-		LeasedUntil: timePtr(d.LeasedUntil), LastError: d.LastError, CreatedAt: d.CreatedAt, DeliveredAt: timePtr(d.DeliveredAt)}
-	if d.State == crmhook.StatePending {
-		out.NextAttemptAt = timePtr(d.NextAttemptAt)
-	}
-	return out
-}
-
-func (m *Main) apiStats(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 	st, err := m.Store.Stats(r.Context())
 	if err != nil {
-		storeError(w, err)
+		m.storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, StatsJSON{Pending: st.Pending, Dead: st.Dead, Rejections: st.Rejections, OldestPending: timePtr(st.OldestPending)})
 }
 
-func (m *Main) apiListEvents(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiListEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := crmhook.EventFilter{Source: q.Get("source"), Type: q.Get("type")}
 	var err error
@@ -166,19 +126,19 @@ func (m *Main) apiListEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	evs, err := m.Store.ListEvents(r.Context(), f)
-	writeList(w, "events", evs, err, func(ev crmhook.Event) EventJSON { return eventJSON(ev, false) })
+	writeList(m, w, "events", evs, err, func(ev crmhook.Event) EventJSON { return eventJSON(ev, false) })
 }
 
-func (m *Main) apiGetEvent(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiGetEvent(w http.ResponseWriter, r *http.Request) {
 	ev, ds, err := m.Store.GetEvent(r.Context(), r.PathValue("id"))
 	if err != nil {
-		storeError(w, err)
+		m.storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"event": eventJSON(ev, true), "deliveries": convert(ds, deliveryJSON)})
 }
 
-func (m *Main) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := crmhook.DeliveryFilter{State: crmhook.DeliveryState(q.Get("state")), Sink: q.Get("sink"), EventID: q.Get("event_id"), Source: q.Get("source")}
 	var err error
@@ -191,10 +151,10 @@ func (m *Main) apiListDeliveries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ds, err := m.Store.ListDeliveries(r.Context(), f)
-	writeList(w, "deliveries", ds, err, deliveryJSON)
+	writeList(m, w, "deliveries", ds, err, deliveryJSON)
 }
 
-func (m *Main) apiReplay(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 	var req ReplayRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -211,26 +171,23 @@ func (m *Main) apiReplay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"state must be delivered or dead"})
 		return
 	}
-	if f.Sink != "" && !slices.ContainsFunc(m.Config.Sinks, func(s config.Sink) bool { return s.Name == f.Sink }) {
-		names := make([]string, 0, len(m.Config.Sinks))
-		for _, s := range m.Config.Sinks {
-			names = append(names, s.Name)
-		}
-		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("no sink is named %q; the configured sinks are: %s", f.Sink, strings.Join(names, ", "))})
+	if f.Sink != "" && !slices.Contains(m.Sinks, f.Sink) {
+		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("no sink is named %q; the configured sinks are: %s", f.Sink, strings.Join(m.Sinks, ", "))})
 		return
 	}
 	n, err := m.Store.Replay(r.Context(), f)
 	if err != nil {
-		storeError(w, err)
+		m.storeError(w, err)
 		return
 	}
+	m.Logger.Info("admin: replayed deliveries", "count", n, "state", f.State, "sink", f.Sink, "source", f.Source, "event_id", f.EventID)
 	if n > 0 {
-		m.Dispatcher.Notify()
+		m.Notify()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": n})
 }
 
-func (m *Main) apiListRejections(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiListRejections(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := crmhook.RejectionFilter{Source: q.Get("source")}
 	if v := q.Get("released"); v != "" {
@@ -247,35 +204,24 @@ func (m *Main) apiListRejections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs, err := m.Store.ListRejections(r.Context(), f)
-	writeList(w, "rejections", rs, err, func(rj crmhook.Rejection) RejectionJSON {
+	writeList(m, w, "rejections", rs, err, func(rj crmhook.Rejection) RejectionJSON {
 		return RejectionJSON{ID: rj.ID, Event: eventJSON(rj.Event, false), Reason: rj.Reason, RejectedAt: rj.RejectedAt, ReleasedAt: timePtr(rj.ReleasedAt)}
 	})
 }
 
-func (m *Main) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
+func (m *Server) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, apiError{"rejection id must be a number"})
 		return
 	}
-	res, err := m.Receiver.Release(r.Context(), id)
+	res, err := m.Releaser.Release(r.Context(), id)
 	if err != nil {
-		storeError(w, err)
+		m.storeError(w, err)
 		return
 	}
+	m.Logger.Info("admin: released a rejection", "rejection_id", id, "event_id", res.EventID, "duplicate", res.Duplicate)
 	writeJSON(w, http.StatusOK, map[string]any{"event_id": res.EventID, "duplicate": res.Duplicate})
-}
-
-// ParseWhen reads a time the way the admin API and the CLI take them: RFC
-// 3339, or a duration that long before now ("2h").
-func ParseWhen(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", v)
 }
 
 func commonQuery(now time.Time, since, until, limit string) (s, u time.Time, n int, err error) {
@@ -313,9 +259,9 @@ func validState(s crmhook.DeliveryState) error {
 
 // writeList answers a listing: the store's error, or the items converted,
 // under key ([] when there are none).
-func writeList[T, J any](w http.ResponseWriter, key string, items []T, err error, conv func(T) J) {
+func writeList[T, J any](m *Server, w http.ResponseWriter, key string, items []T, err error, conv func(T) J) {
 	if err != nil {
-		storeError(w, err)
+		m.storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{key: convert(items, conv)})
@@ -333,7 +279,7 @@ func convert[T, J any](items []T, conv func(T) J) []J {
 // storeError answers a store error with a stable code and message. The
 // error chain stays in the log: it names internals (files, SQL) that are
 // no business of an API client.
-func storeError(w http.ResponseWriter, err error) {
+func (m *Server) storeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, crmhook.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, apiError{"not found"})
@@ -342,6 +288,7 @@ func storeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the request was cancelled or timed out"})
 	default:
+		m.Logger.Warn("admin: store error", "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, apiError{"the store is unavailable; try again later"})
 	}

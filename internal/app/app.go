@@ -21,8 +21,10 @@ import (
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
 	"github.com/crmhook/crmhook/deliver"
+	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/metrics"
 	"github.com/crmhook/crmhook/receiver"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 )
 
@@ -177,8 +179,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		})
 	}
 	if cfg.Admin.Listen != "off" {
+		api := &admin.Server{
+			Store: m.Store, Releaser: m.Receiver, Notify: m.Dispatcher.Notify, Sinks: sinkNames(cfg.Sinks),
+			Token: cfg.Admin.Token, Now: m.Now, Logger: m.Logger.With("component", "admin"),
+			Metrics: promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}),
+		}
 		m.admin = &http.Server{
-			Handler:           m.adminHandler(),
+			Handler:           api.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
@@ -353,6 +360,14 @@ func receiverConfig(cfg *config.Config) (receiver.Config, error) {
 		rc.Sources = append(rc.Sources, src)
 	}
 	return rc, nil
+}
+
+func sinkNames(sinks []config.Sink) []string {
+	names := make([]string, len(sinks))
+	for i, s := range sinks {
+		names[i] = s.Name
+	}
+	return names
 }
 
 // router names the sinks whose filter wants an event.

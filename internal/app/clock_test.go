@@ -32,11 +32,11 @@ func TestOneClockFreezesEveryComponent(t *testing.T) {
 	defer sink.Close()
 	secret := strings.Repeat("k", 40)
 	cfg := &config.Config{
-		Listen:  "127.0.0.1:0",
-		Admin:   config.Admin{Listen: "127.0.0.1:0", Token: "admin-token"},
-		DataDir: t.TempDir(),
-		Sources: []config.Source{{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{secret}}},
-		Sinks:   []config.Sink{{Name: "svc", Type: "http", URL: sink.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Concurrency: 1, Timeout: time.Second}},
+		Listen:   "127.0.0.1:0",
+		Admin:    config.Admin{Listen: "127.0.0.1:0", Token: "admin-token"},
+		DataDir:  t.TempDir(),
+		Sources:  []config.Source{{Name: "affinity", Provider: crmhook.ProviderAffinity, Secrets: []string{secret}}},
+		Sinks:    []config.Sink{{Name: "svc", Type: "http", URL: sink.URL, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Concurrency: 1, Timeout: time.Second}},
 		Delivery: config.Delivery{PollInterval: 20 * time.Millisecond},
 	}
 	cfg.Store = "sqlite://" + filepath.Join(cfg.DataDir, "c.db")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/embedded"
 	"github.com/crmhook/crmhook/store/postgres"
 	"github.com/crmhook/crmhook/store/postgres/pgtest"
 )
@@ -213,7 +214,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // nothing: the others take its deliveries over once the leases run out.
 func TestReplicasDeliverExactlyOnceAndSurviveACrash(t *testing.T) {
 	storeURL := pgtest.Schema(t)
-	secret := RandomSecret(32)
+	secret := embedded.RandomSecret(32)
 	sink, srv := newCountingSink(t)
 
 	// The victim's store is the test's, so that the test can crash it.

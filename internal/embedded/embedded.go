@@ -1,4 +1,7 @@
-package app
+// Package embedded is the no-config setup of `crmhook serve`: one source
+// per provider, SQLite in the data directory, events to stdout, and the
+// secrets file that keeps the secrets it generated on the first run.
+package embedded
 
 import (
 	"crypto/rand"
@@ -29,13 +32,13 @@ type Secrets struct {
 
 // The source names of the embedded setup.
 const (
-	EmbeddedAffinity = "affinity"
-	EmbeddedAttio    = "attio"
-	EmbeddedWebhooks = "webhooks"
+	Affinity = "affinity"
+	Attio    = "attio"
+	Webhooks = "webhooks"
 )
 
 // RandomSecret returns n random bytes as URL-safe base64 without padding:
-// 32 bytes give 43 characters, above the 32-character floor of seed 000.
+// 32 bytes give 43 characters, above the 32-character floor for path secrets.
 func RandomSecret(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
@@ -52,13 +55,13 @@ func LoadSecrets(dataDir string) (Secrets, error) {
 	var s Secrets
 	b, err := os.ReadFile(filepath.Join(dataDir, SecretsFile))
 	if err != nil {
-		return s, fmt.Errorf("app: secrets: %w", err)
+		return s, fmt.Errorf("embedded: secrets: %w", err)
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("app: secrets: %s is not valid JSON", filepath.Join(dataDir, SecretsFile))
+		return s, fmt.Errorf("embedded: secrets: %s is not valid JSON", filepath.Join(dataDir, SecretsFile))
 	}
 	if s.AffinityPath == "" || s.Attio == "" || s.Webhooks == "" || s.AdminToken == "" {
-		return s, fmt.Errorf("app: secrets: %s lacks a secret; delete it to generate new ones", filepath.Join(dataDir, SecretsFile))
+		return s, fmt.Errorf("embedded: secrets: %s lacks a secret; delete it to generate new ones", filepath.Join(dataDir, SecretsFile))
 	}
 	return s, nil
 }
@@ -74,35 +77,35 @@ func LoadOrCreateSecrets(dataDir string) (s Secrets, created bool, err error) {
 		return s, false, err
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return s, false, fmt.Errorf("app: data dir: %w", err)
+		return s, false, fmt.Errorf("embedded: data dir: %w", err)
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
 	// O_EXCL: two first runs at once must not overwrite each other's secrets.
 	f, err := os.OpenFile(filepath.Join(dataDir, SecretsFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return s, false, fmt.Errorf("app: secrets: %w", err)
+		return s, false, fmt.Errorf("embedded: secrets: %w", err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		f.Close()
-		return s, false, fmt.Errorf("app: secrets: %w", err)
+		return s, false, fmt.Errorf("embedded: secrets: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return s, false, fmt.Errorf("app: secrets: %w", err)
+		return s, false, fmt.Errorf("embedded: secrets: %w", err)
 	}
 	return s, true, f.Close()
 }
 
-// EmbeddedConfig is the no-config setup: SQLite in dataDir, one source per
+// Config is the no-config setup: SQLite in dataDir, one source per
 // provider, every event written as a JSON line to stdout.
-func EmbeddedConfig(dataDir string, s Secrets) *config.Config {
+func Config(dataDir string, s Secrets) *config.Config {
 	c := &config.Config{
 		DataDir: dataDir,
 		Admin:   config.Admin{Token: s.AdminToken},
 		Sources: []config.Source{
-			{Name: EmbeddedAffinity, Provider: crmhook.ProviderAffinity, Secrets: []string{s.AffinityPath}},
-			{Name: EmbeddedAttio, Provider: crmhook.ProviderAttio, Secrets: []string{s.Attio}},
-			{Name: EmbeddedWebhooks, Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{s.Webhooks}},
+			{Name: Affinity, Provider: crmhook.ProviderAffinity, Secrets: []string{s.AffinityPath}},
+			{Name: Attio, Provider: crmhook.ProviderAttio, Secrets: []string{s.Attio}},
+			{Name: Webhooks, Provider: crmhook.ProviderStandardWebhooks, Secrets: []string{s.Webhooks}},
 		},
 		Sinks: []config.Sink{{Name: "stdout", Type: "file", Path: "-"}},
 	}
