@@ -233,6 +233,18 @@ type DeliveryError struct {
 func (e *DeliveryError) Error() string { return e.Err.Error() }
 func (e *DeliveryError) Unwrap() error { return e.Err }
 
+// Outcome is what became of one delivery attempt.
+type Outcome string
+
+// Attempt outcomes, as the dispatcher reports them (metrics).
+const (
+	OutcomeDelivered Outcome = "delivered"
+	OutcomeRetry     Outcome = "retry"
+	OutcomeDead      Outcome = "dead"
+	OutcomeReleased  Outcome = "released" // given back at shutdown, not counted
+	OutcomeLeaseLost Outcome = "lease_lost"
+)
+
 // SinkFilter selects the events a sink wants. Empty lists match everything.
 // Type patterns are globs ("person.*", "record.*"), as path.Match reads them.
 type SinkFilter struct {

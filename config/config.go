@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/deliver"
 	"github.com/crmhook/crmhook/receiver"
+	"github.com/crmhook/crmhook/sink"
+	natssink "github.com/crmhook/crmhook/sink/nats"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -247,11 +250,14 @@ const (
 	DefaultListen       = "127.0.0.1:8080"
 	DefaultAdminListen  = "127.0.0.1:8081"
 	DefaultDataDir      = ".crmhook"
-	DefaultBodyLimit    = ByteSize(1 << 20)
-	DefaultDedupeWindow = 7 * 24 * time.Hour
+	DefaultBodyLimit    = ByteSize(receiver.DefaultBodyLimit)
+	DefaultDedupeWindow = receiver.DefaultDedupeWindow
 	DefaultRetention    = 7 * 24 * time.Hour
-	// MinPathSecretLen follows seed 000: "at least 32 characters of
-	// cryptographically random data".
+	// DefaultShutdownGrace bounds a graceful stop of `crmhook serve`.
+	DefaultShutdownGrace = 15 * time.Second
+	// MinPathSecretLen: a path secret is the only authentication of an
+	// Affinity delivery, so it must be at least 32 characters of
+	// cryptographically random data.
 	MinPathSecretLen = 32
 )
 
@@ -356,29 +362,29 @@ func (c *Config) SetDefaults() {
 		c.Retention = DefaultRetention
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 15 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	d := &c.Delivery
 	if d.MaxAttempts == 0 {
-		d.MaxAttempts = 12
+		d.MaxAttempts = deliver.DefaultMaxAttempts
 	}
 	if d.GiveUpAfter == 0 {
-		d.GiveUpAfter = 72 * time.Hour
+		d.GiveUpAfter = deliver.DefaultGiveUpAfter
 	}
 	if d.deprecatedMaxAge && !slices.Contains(c.Deprecations, deprecatedDeliveryMaxAge) {
 		c.Deprecations = append(c.Deprecations, deprecatedDeliveryMaxAge)
 	}
 	if d.BaseDelay == 0 {
-		d.BaseDelay = time.Second
+		d.BaseDelay = deliver.DefaultBaseDelay
 	}
 	if d.MaxDelay == 0 {
-		d.MaxDelay = time.Hour
+		d.MaxDelay = deliver.DefaultMaxDelay
 	}
 	if d.Lease == 0 {
-		d.Lease = 60 * time.Second
+		d.Lease = deliver.DefaultLease
 	}
 	if d.PollInterval == 0 {
-		d.PollInterval = 500 * time.Millisecond
+		d.PollInterval = deliver.DefaultPollInterval
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
@@ -394,16 +400,16 @@ func (c *Config) SetDefaults() {
 	for i := range c.Sinks {
 		s := &c.Sinks[i]
 		if s.Concurrency == 0 {
-			s.Concurrency = 4
+			s.Concurrency = deliver.DefaultConcurrency
 		}
 		if s.Timeout == 0 {
-			s.Timeout = map[string]time.Duration{"exec": 30 * time.Second}[s.Type]
+			s.Timeout = map[string]time.Duration{"exec": sink.DefaultExecTimeout, "nats": natssink.DefaultTimeout}[s.Type]
 			if s.Timeout == 0 {
-				s.Timeout = 10 * time.Second
+				s.Timeout = sink.DefaultHTTPTimeout
 			}
 		}
 		if s.Type == "nats" && s.Subject == "" {
-			s.Subject = "crmhook.{source}.{type}"
+			s.Subject = natssink.DefaultSubject
 		}
 	}
 }

@@ -18,42 +18,42 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/internal/apiclient"
-)
-
-// Outcome is what became of one delivery attempt.
-type Outcome string
-
-// Attempt outcomes, as reported to Config.OnAttempt.
-const (
-	OutcomeDelivered Outcome = "delivered"
-	OutcomeRetry     Outcome = "retry"
-	OutcomeDead      Outcome = "dead"
-	OutcomeReleased  Outcome = "released" // given back at shutdown, not counted
-	OutcomeLeaseLost Outcome = "lease_lost"
+	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // RetryPolicy is the retry budget and the backoff between attempts.
 type RetryPolicy struct {
-	MaxAttempts int           // attempts in all before the delivery is dead; default 12
-	MaxAge      time.Duration // no retries past this age of the delivery; default 72h
-	BaseDelay   time.Duration // first backoff cap; default 1s
-	MaxDelay    time.Duration // backoff cap; default 1h
+	MaxAttempts int           // attempts in all before the delivery is dead; default DefaultMaxAttempts
+	MaxAge      time.Duration // no retries past this age of the delivery; default DefaultGiveUpAfter
+	BaseDelay   time.Duration // first backoff cap; default DefaultBaseDelay
+	MaxDelay    time.Duration // backoff cap; default DefaultMaxDelay
 }
+
+// Defaults of Config and RetryPolicy; the config file's defaults are these.
+const (
+	DefaultMaxAttempts   = 12
+	DefaultGiveUpAfter   = 72 * time.Hour
+	DefaultBaseDelay     = time.Second
+	DefaultMaxDelay      = time.Hour
+	DefaultLease         = 60 * time.Second
+	DefaultPollInterval  = 500 * time.Millisecond
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultConcurrency   = 4
+)
 
 // Backoff returns the wait before the next attempt after the given number of
 // failed attempts: a uniformly random duration up to min(MaxDelay,
 // BaseDelay·2^(attempts-1)) — "full jitter", which spreads a burst of
 // failures instead of retrying them in lockstep.
 func (p RetryPolicy) Backoff(attempts int) time.Duration {
-	ceiling := apiclient.Backoff{Base: p.BaseDelay, Cap: p.MaxDelay}.Ceiling(max(attempts, 1) - 1)
+	ceiling := retry.Backoff{Base: p.BaseDelay, Cap: p.MaxDelay}.Ceiling(max(attempts, 1) - 1)
 	return rand.N(ceiling) + time.Millisecond
 }
 
 // SinkConfig is one sink and how many deliveries it may have in flight.
 type SinkConfig struct {
 	Sink        crmhook.Sink
-	Concurrency int // default 4
+	Concurrency int // default DefaultConcurrency
 }
 
 // Config configures a Dispatcher.
@@ -63,19 +63,19 @@ type Config struct {
 	Owner string // identity written on leases; default "dispatcher"
 	// Lease is how long a claim is exclusive. Each attempt is cancelled at
 	// 80% of it, so an answer is recorded before another dispatcher may take
-	// the delivery over. Default 60s.
+	// the delivery over. Default DefaultLease.
 	Lease time.Duration
 	// PollInterval is how often an idle dispatcher looks for due work when
-	// nobody calls Notify. Default 500ms.
+	// nobody calls Notify. Default DefaultPollInterval.
 	PollInterval time.Duration
 	// ShutdownGrace is how long in-flight attempts may finish after Run's
-	// context ends; the rest are cancelled and released. Default 10s.
+	// context ends; the rest are cancelled and released. Default DefaultShutdownGrace.
 	ShutdownGrace time.Duration
 	Retry         RetryPolicy
 	Logger        *slog.Logger
 	Now           func() time.Time
 	// OnAttempt, if set, observes every attempt (metrics).
-	OnAttempt func(sink string, outcome Outcome, took time.Duration)
+	OnAttempt func(sink string, outcome crmhook.Outcome, took time.Duration)
 }
 
 func (c *Config) setDefaults() {
@@ -83,25 +83,25 @@ func (c *Config) setDefaults() {
 		c.Owner = "dispatcher"
 	}
 	if c.Lease == 0 {
-		c.Lease = 60 * time.Second
+		c.Lease = DefaultLease
 	}
 	if c.PollInterval == 0 {
-		c.PollInterval = 500 * time.Millisecond
+		c.PollInterval = DefaultPollInterval
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 10 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.Retry.MaxAttempts == 0 {
-		c.Retry.MaxAttempts = 12
+		c.Retry.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.Retry.MaxAge == 0 {
-		c.Retry.MaxAge = 72 * time.Hour
+		c.Retry.MaxAge = DefaultGiveUpAfter
 	}
 	if c.Retry.BaseDelay == 0 {
-		c.Retry.BaseDelay = time.Second
+		c.Retry.BaseDelay = DefaultBaseDelay
 	}
 	if c.Retry.MaxDelay == 0 {
-		c.Retry.MaxDelay = time.Hour
+		c.Retry.MaxDelay = DefaultMaxDelay
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -111,7 +111,7 @@ func (c *Config) setDefaults() {
 	}
 	for i := range c.Sinks {
 		if c.Sinks[i].Concurrency == 0 {
-			c.Sinks[i].Concurrency = 4
+			c.Sinks[i].Concurrency = DefaultConcurrency
 		}
 	}
 }
@@ -277,32 +277,32 @@ func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.C
 			"type", c.Event.Type, "dedupe_key", c.Event.DedupeKey, "attempt", c.Delivery.Attempts+1)
 	}
 
-	var outcome Outcome
+	var outcome crmhook.Outcome
 	var recErr error
 	switch {
 	case err == nil:
-		outcome, recErr = OutcomeDelivered, d.cfg.Store.Complete(rctx, c)
+		outcome, recErr = crmhook.OutcomeDelivered, d.cfg.Store.Complete(rctx, c)
 	case ctx.Err() != nil:
 		// Shutdown cancelled the attempt: give it back uncounted.
-		outcome, recErr = OutcomeReleased, d.cfg.Store.Release(rctx, c)
+		outcome, recErr = crmhook.OutcomeReleased, d.cfg.Store.Release(rctx, c)
 	default:
 		outcome, recErr = d.fail(rctx, c, err)
 	}
 	if errors.Is(recErr, crmhook.ErrLeaseLost) {
-		outcome = OutcomeLeaseLost
+		outcome = crmhook.OutcomeLeaseLost
 	}
 	if d.cfg.OnAttempt != nil {
 		d.cfg.OnAttempt(sink.Name(), outcome, took)
 	}
 	switch {
-	case recErr != nil && outcome != OutcomeLeaseLost:
+	case recErr != nil && outcome != crmhook.OutcomeLeaseLost:
 		// The lease will run out and the delivery be tried again.
 		log().Error("recording delivery outcome failed", "outcome", string(outcome), "err", recErr)
-	case outcome == OutcomeDead:
+	case outcome == crmhook.OutcomeDead:
 		log().Warn("delivery dead-lettered", "err", errText(err))
-	case outcome == OutcomeRetry:
+	case outcome == crmhook.OutcomeRetry:
 		log().Info("delivery failed, will retry", "err", errText(err))
-	case outcome == OutcomeLeaseLost:
+	case outcome == crmhook.OutcomeLeaseLost:
 		log().Warn("lease lost before the outcome was recorded; another dispatcher has it")
 	case d.cfg.Logger.Enabled(ctx, slog.LevelDebug):
 		log().Debug("delivery attempt", "outcome", string(outcome), "took", took)
@@ -310,7 +310,7 @@ func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.C
 }
 
 // fail decides between another try and the dead letters.
-func (d *Dispatcher) fail(ctx context.Context, c crmhook.Claim, err error) (Outcome, error) {
+func (d *Dispatcher) fail(ctx context.Context, c crmhook.Claim, err error) (crmhook.Outcome, error) {
 	var de *crmhook.DeliveryError
 	permanent, retryAfter := false, time.Duration(0)
 	if errors.As(err, &de) {
@@ -320,7 +320,7 @@ func (d *Dispatcher) fail(ctx context.Context, c crmhook.Claim, err error) (Outc
 	now := d.cfg.Now()
 	deadline := c.Delivery.CreatedAt.Add(d.cfg.Retry.MaxAge)
 	if permanent || attempts >= d.cfg.Retry.MaxAttempts || !now.Before(deadline) {
-		return OutcomeDead, d.cfg.Store.Kill(ctx, c, errText(err))
+		return crmhook.OutcomeDead, d.cfg.Store.Kill(ctx, c, errText(err))
 	}
 	wait := d.cfg.Retry.Backoff(attempts)
 	if retryAfter > wait {
@@ -330,7 +330,7 @@ func (d *Dispatcher) fail(ctx context.Context, c crmhook.Claim, err error) (Outc
 	if next.After(deadline) {
 		next = deadline // one last attempt at the end of the budget
 	}
-	return OutcomeRetry, d.cfg.Store.Retry(ctx, c, next, errText(err))
+	return crmhook.OutcomeRetry, d.cfg.Store.Retry(ctx, c, next, errText(err))
 }
 
 // errText bounds an error for storage and logs; sinks keep payloads out of it.

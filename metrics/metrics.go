@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/deliver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -96,7 +95,7 @@ func (m *Metrics) Commit(batch int, took time.Duration) {
 }
 
 // Attempt observes one delivery attempt (the dispatcher's OnAttempt).
-func (m *Metrics) Attempt(sink string, outcome deliver.Outcome, took time.Duration) {
+func (m *Metrics) Attempt(sink string, outcome crmhook.Outcome, took time.Duration) {
 	m.attempts.WithLabelValues(sink, string(outcome)).Inc()
 	m.attemptTime.WithLabelValues(sink).Observe(took.Seconds())
 }

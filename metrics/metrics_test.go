@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/deliver"
 	"github.com/crmhook/crmhook/metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -32,8 +31,8 @@ func TestObserverAndAttempts(t *testing.T) {
 	m.Rejected("attio")
 	m.Probe("affinity")
 	m.Commit(16, 2*time.Millisecond)
-	m.Attempt("svc", deliver.OutcomeRetry, 30*time.Millisecond)
-	m.Attempt("svc", deliver.OutcomeDelivered, 10*time.Millisecond)
+	m.Attempt("svc", crmhook.OutcomeRetry, 30*time.Millisecond)
+	m.Attempt("svc", crmhook.OutcomeDelivered, 10*time.Millisecond)
 
 	want := `
 # HELP crmhook_requests_total Hook requests answered, by source and HTTP status.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/internal/apiclient"
+	"github.com/crmhook/crmhook/internal/retry"
 	"github.com/crmhook/crmhook/stdwebhooks"
 )
 
@@ -231,7 +231,7 @@ func (e *StatusError) Error() string {
 // parseRetryAfter reads a Retry-After value, delay-seconds or an HTTP date,
 // capped at MaxRetryAfter. It returns 0 for an absent, invalid or past value.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	return min(apiclient.ParseRetryAfter(v, now), MaxRetryAfter)
+	return min(retry.ParseRetryAfter(v, now), MaxRetryAfter)
 }
 
 // stripURL drops the URL from a *url.Error: it may hold a secret path or
