@@ -478,6 +478,9 @@ func (c *Config) Validate() error {
 			if len(s.Secrets) == 0 {
 				bad(f+".secrets", "affinity sources need at least one path secret (Affinity does not sign deliveries)")
 			}
+			if len(s.PathSecrets) > 0 {
+				bad(f+".path_secrets", "an affinity source's secrets are its path secrets; path_secrets applies only to signed sources (attio, standard-webhooks)")
+			}
 			for j, sec := range s.Secrets {
 				if len(sec) < MinPathSecretLen {
 					bad(fmt.Sprintf("%s.secrets[%d]", f, j), "path secret is %d characters; at least %d random URL-safe characters are required", len(sec), MinPathSecretLen)

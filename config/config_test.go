@@ -188,3 +188,10 @@ func TestDeliveryGiveUpAfterAlias(t *testing.T) {
 		t.Errorf("default give_up_after: %+v %v", c.Delivery, err)
 	}
 }
+
+func TestAffinityRefusesPathSecrets(t *testing.T) {
+	yml := "sources:\n  - {name: a, provider: affinity, secrets: [\"" + secret32 + "\"], path_secrets: [\"" + secret32 + "\"]}\n"
+	if _, err := Parse([]byte(yml), env(nil)); err == nil || !strings.Contains(err.Error(), "sources[0].path_secrets") {
+		t.Fatalf("err = %v, want one naming sources[0].path_secrets", err)
+	}
+}

@@ -22,7 +22,19 @@ import (
 // wrap errUnauthorized (401), errStale (400, events kept as rejections, which
 // the result then carries) or anything else (400).
 type adapter interface {
-	parse(r *http.Request, body []byte) (parseResult, error)
+	// credentials builds what the source authenticates with from its
+	// secrets and its optional extra path secrets.
+	credentials(secrets, pathSecrets []string) (*credentials, error)
+	parse(c *credentials, r *http.Request, body []byte) (parseResult, error)
+}
+
+// credentials are what a source authenticates with. They are replaced
+// whole when the source's secrets change (a rotation), so each request
+// sees one consistent set.
+type credentials struct {
+	path    [][32]byte // sha256 of each accepted path secret; none: no secret path
+	signing []string   // Attio's signing secrets
+	std     *stdwebhooks.Verifier
 }
 
 type parseResult struct {
@@ -50,7 +62,18 @@ type affinityAdapter struct{}
 
 var affinityParseOpts = []affinity.ParseOption{affinity.WithoutMaxAge(), affinity.WithoutMaxFutureSkew()}
 
-func (affinityAdapter) parse(_ *http.Request, body []byte) (parseResult, error) {
+// credentials: Affinity signs nothing, so its secrets are path secrets.
+func (affinityAdapter) credentials(secrets, pathSecrets []string) (*credentials, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("affinity sources need a path secret")
+	}
+	if len(pathSecrets) > 0 {
+		return nil, errors.New("an affinity source's secrets are its path secrets; path secrets apply only to signed sources")
+	}
+	return &credentials{path: hashAll(secrets)}, nil
+}
+
+func (affinityAdapter) parse(_ *credentials, _ *http.Request, body []byte) (parseResult, error) {
 	ev, err := affinity.Parse(body, affinityParseOpts...)
 	if err != nil {
 		return parseResult{}, err
@@ -75,16 +98,13 @@ func AffinityDedupeKey(eventType string, sentAt int64, body []byte) string {
 }
 
 // attioAdapter: HMAC of the raw body (Attio-Signature), or of
-// "timestamp.body" when X-Attio-Timestamp is present (seed 004's variant).
+// "timestamp.body" when X-Attio-Timestamp is present (a variant some
+// integration guides describe; Attio itself signs only the body).
 type attioAdapter struct {
-	secrets []string
-	opts    []attio.VerifyOption // the source's window, built once
+	opts []attio.VerifyOption // the source's window, built once
 }
 
-func newAttioAdapter(s Source, window ReplayWindow, now func() time.Time) (adapter, error) {
-	if len(s.Secrets) == 0 {
-		return nil, errors.New("attio sources need at least one signing secret")
-	}
+func newAttioAdapter(window ReplayWindow, now func() time.Time) attioAdapter {
 	// Only a signature over X-Attio-Timestamp makes the timestamp worth
 	// judging, and only attio.Verify knows which signature matched, so it
 	// applies the window here.
@@ -92,11 +112,18 @@ func newAttioAdapter(s Source, window ReplayWindow, now func() time.Time) (adapt
 	if window.Off {
 		tolerance = 1 << 62
 	}
-	return attioAdapter{secrets: s.Secrets, opts: []attio.VerifyOption{attio.WithTolerance(tolerance), attio.WithNow(now)}}, nil
+	return attioAdapter{opts: []attio.VerifyOption{attio.WithTolerance(tolerance), attio.WithNow(now)}}
 }
 
-func (a attioAdapter) parse(r *http.Request, body []byte) (parseResult, error) {
-	verr := attio.Verify(body, r.Header, a.secrets, a.opts...)
+func (attioAdapter) credentials(secrets, pathSecrets []string) (*credentials, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("attio sources need at least one signing secret")
+	}
+	return &credentials{path: hashAll(pathSecrets), signing: secrets}, nil
+}
+
+func (a attioAdapter) parse(c *credentials, r *http.Request, body []byte) (parseResult, error) {
+	verr := attio.Verify(body, r.Header, c.signing, a.opts...)
 	stale := errors.Is(verr, attio.ErrTooOld) || errors.Is(verr, attio.ErrTooNew)
 	if verr != nil && !stale {
 		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, verr)
@@ -133,21 +160,21 @@ func (a attioAdapter) parse(r *http.Request, body []byte) (parseResult, error) {
 // stdAdapter: Standard Webhooks; the dedupe key is webhook-id and the type
 // is the payload's "type" when it has one.
 type stdAdapter struct {
-	verifier *stdwebhooks.Verifier
+	now func() time.Time
 }
 
-func newStdAdapter(s Source, now func() time.Time) (adapter, error) {
+func (a stdAdapter) credentials(secrets, pathSecrets []string) (*credentials, error) {
 	// The signature covers webhook-timestamp; the receiver's replay window
 	// judges it after verification, so the verifier's own window is off.
-	v, err := stdwebhooks.NewVerifier(s.Secrets, stdwebhooks.WithTolerance(1<<62), stdwebhooks.WithNow(now))
+	v, err := stdwebhooks.NewVerifier(secrets, stdwebhooks.WithTolerance(1<<62), stdwebhooks.WithNow(a.now))
 	if err != nil {
 		return nil, err
 	}
-	return stdAdapter{verifier: v}, nil
+	return &credentials{path: hashAll(pathSecrets), std: v}, nil
 }
 
-func (a stdAdapter) parse(r *http.Request, body []byte) (parseResult, error) {
-	if err := a.verifier.Verify(body, r.Header); err != nil {
+func (stdAdapter) parse(c *credentials, r *http.Request, body []byte) (parseResult, error) {
+	if err := c.std.Verify(body, r.Header); err != nil {
 		return parseResult{}, fmt.Errorf("%w: %v", errUnauthorized, err)
 	}
 	var payload struct {

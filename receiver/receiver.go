@@ -1,5 +1,5 @@
 // Package receiver is crmhook's public http.Handler. It puts each delivery
-// through the layers of defence of the receiver contract in DESIGN.md, in
+// through the layers of defence of the receiver contract, in
 // this order — IP allowlist (403), rate limit (429), source and path secret
 // (404), method (405), HTTPS (403), content type (415), body size (413),
 // signature (401), payload (400), replay window (400, kept as a rejection) —
@@ -97,8 +97,8 @@ type Handler struct {
 
 type source struct {
 	Source
-	adapter     adapter
-	pathSecrets [][32]byte // sha256 of each accepted path secret; none: no secret path
+	adapter adapter
+	creds   atomic.Pointer[credentials]
 	limiter     *rate.Limiter
 	log         *slog.Logger // the handler's logger with the source's name, built once
 }
@@ -142,27 +142,18 @@ func New(cfg Config) (*Handler, error) {
 		}
 		s.Window = s.Window.WithDefaults(s.Provider)
 		src := &source{Source: s, log: cfg.Logger.With("source", s.Name)}
-		var err error
 		switch s.Provider {
 		case crmhook.ProviderAffinity:
-			// Affinity signs nothing: its secrets are path secrets.
-			if len(s.Secrets) == 0 {
-				err = errors.New("affinity sources need a path secret")
-			}
 			src.adapter = affinityAdapter{}
-			src.pathSecrets = hashAll(s.Secrets)
 		case crmhook.ProviderAttio:
-			src.adapter, err = newAttioAdapter(s, s.Window, cfg.Now)
+			src.adapter = newAttioAdapter(s.Window, cfg.Now)
 		case crmhook.ProviderStandardWebhooks:
-			src.adapter, err = newStdAdapter(s, cfg.Now)
+			src.adapter = stdAdapter{now: cfg.Now}
 		default:
-			err = fmt.Errorf("unknown provider %q", s.Provider)
+			return nil, fmt.Errorf("receiver: config: source %q: unknown provider %q", s.Name, s.Provider)
 		}
-		if err != nil {
+		if err := src.setSecrets(s.Secrets); err != nil {
 			return nil, fmt.Errorf("receiver: config: source %q: %w", s.Name, err)
-		}
-		if s.Provider != crmhook.ProviderAffinity {
-			src.pathSecrets = hashAll(s.PathSecrets)
 		}
 		if s.RateLimit > 0 {
 			burst := s.RateBurst
@@ -174,6 +165,31 @@ func New(cfg Config) (*Handler, error) {
 		h.sources[s.Name] = src
 	}
 	return h, nil
+}
+
+// setSecrets makes secrets the source's accepted secrets (with its fixed
+// path secrets), at once for every request that starts after it.
+func (src *source) setSecrets(secrets []string) error {
+	c, err := src.adapter.credentials(secrets, src.PathSecrets)
+	if err != nil {
+		return err
+	}
+	src.creds.Store(c)
+	return nil
+}
+
+// SetSecrets replaces the secrets a source accepts (path secrets for
+// Affinity, signing secrets otherwise): the secret store of a rotation
+// calls it on every replica. Several secrets are accepted at once.
+func (h *Handler) SetSecrets(source string, secrets []string) error {
+	src := h.sources[source]
+	if src == nil {
+		return fmt.Errorf("receiver: no source %q", source)
+	}
+	if err := src.setSecrets(secrets); err != nil {
+		return fmt.Errorf("receiver: source %q: %w", source, err)
+	}
+	return nil
 }
 
 func hashAll(secrets []string) [][32]byte {
@@ -223,7 +239,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 		}
 	}
 	// 404: wrong or missing path secret, indistinguishable from an unknown source.
-	if needsPath := len(src.pathSecrets) > 0; needsPath != (secret != "") || (needsPath && !matchSecret(src.pathSecrets, secret)) {
+	creds := src.creds.Load()
+	if needsPath := len(creds.path) > 0; needsPath != (secret != "") || (needsPath && !matchSecret(creds.path, secret)) {
 		return notFound(w), name
 	}
 	// 405
@@ -257,7 +274,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, string) {
 
 	// 401 and 400: the provider adapter authenticates and parses.
 	now := h.cfg.Now()
-	res, err := src.adapter.parse(r, body)
+	res, err := src.adapter.parse(creds, r, body)
 	if err == nil && !res.probe {
 		err = src.Window.check(res.signedAt, now)
 	}

@@ -671,3 +671,33 @@ func TestReleaseUsesTheOneClock(t *testing.T) {
 		t.Fatalf("Release of an unknown id: %v, want ErrNotFound", err)
 	}
 }
+
+// TestSetSecretsSwapsWhatIsAccepted: a rotation replaces a source's secrets
+// at once; both are accepted while both are listed.
+func TestSetSecretsSwapsWhatIsAccepted(t *testing.T) {
+	e := setup(t, nil)
+	newSecret := strings.Repeat("N", 43)
+	if err := e.h.SetSecrets("affinity", []string{pathSecret, newSecret}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range []string{pathSecret, newSecret} {
+		if r := e.do(req{path: "/hooks/affinity/" + s, body: affinityBody("person.created", unix(t0.Add(time.Duration(-i)*time.Second)))}); r.status != 200 {
+			t.Fatalf("secret %d during the overlap: %d", i, r.status)
+		}
+	}
+	if err := e.h.SetSecrets("affinity", []string{newSecret}); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(req{path: "/hooks/affinity/" + pathSecret, body: okBody}); r.status != 404 {
+		t.Fatalf("retired secret: %d, want 404", r.status)
+	}
+	if err := e.h.SetSecrets("affinity", nil); err == nil {
+		t.Error("SetSecrets with no secret: no error")
+	}
+	if err := e.h.SetSecrets("nope", []string{newSecret}); err == nil {
+		t.Error("SetSecrets on an unknown source: no error")
+	}
+	if r := e.do(req{path: "/hooks/affinity/" + newSecret, body: affinityBody("person.updated", unix(t0))}); r.status != 200 {
+		t.Fatalf("current secret after a refused change: %d", r.status)
+	}
+}
