@@ -99,8 +99,8 @@ type source struct {
 	Source
 	adapter adapter
 	creds   atomic.Pointer[credentials]
-	limiter     *rate.Limiter
-	log         *slog.Logger // the handler's logger with the source's name, built once
+	limiter *rate.Limiter
+	log     *slog.Logger // the handler's logger with the source's name, built once
 }
 
 // New validates cfg and builds a Handler.
