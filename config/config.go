@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"path"
 	"regexp"
@@ -440,9 +441,8 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
 	}
-	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") &&
-		!strings.HasPrefix(c.Store, "postgresql://") && strings.Contains(c.Store, "://") {
-		bad("store", "unsupported store URL scheme in %q (want sqlite:// or postgres://)", redactURL(c.Store))
+	if _, err := ParseStoreURL(c.Store); err != nil {
+		bad("store", "%v", err)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format", "%q is not text or json", c.Log.Format)
@@ -571,6 +571,41 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StoreURL is a parsed store URL: which store, and where.
+type StoreURL struct {
+	Driver string // "sqlite" or "postgres"
+	Path   string // sqlite: the database file
+	URL    string // postgres: the connection URL, as given
+}
+
+// ParseStoreURL is the one reader of store URLs: sqlite://rel/path.db,
+// sqlite:///abs/path.db, sqlite:path.db or a plain path for the embedded
+// store; postgres:// or postgresql:// for the shared one.
+func ParseStoreURL(raw string) (StoreURL, error) {
+	switch {
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		return StoreURL{Driver: "postgres", URL: raw}, nil
+	case strings.HasPrefix(raw, "sqlite:"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return StoreURL{}, fmt.Errorf("store URL %q: %v", redactURL(raw), err)
+		}
+		path := u.Host + u.Path
+		if u.Opaque != "" {
+			path = u.Opaque
+		}
+		if path == "" {
+			return StoreURL{}, fmt.Errorf("store URL %q names no file", raw)
+		}
+		return StoreURL{Driver: "sqlite", Path: path}, nil
+	case raw == "":
+		return StoreURL{}, errors.New("no store URL")
+	case !strings.Contains(raw, "://"):
+		return StoreURL{Driver: "sqlite", Path: raw}, nil
+	}
+	return StoreURL{}, fmt.Errorf("unsupported store URL scheme in %q (want sqlite:// or postgres://)", redactURL(raw))
 }
 
 // ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.0.2.7").

@@ -195,3 +195,32 @@ func TestAffinityRefusesPathSecrets(t *testing.T) {
 		t.Fatalf("err = %v, want one naming sources[0].path_secrets", err)
 	}
 }
+
+func TestParseStoreURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want StoreURL
+		err  string
+	}{
+		{in: "sqlite://.crmhook/crmhook.db", want: StoreURL{Driver: "sqlite", Path: ".crmhook/crmhook.db"}},
+		{in: "sqlite:///var/lib/crmhook/c.db", want: StoreURL{Driver: "sqlite", Path: "/var/lib/crmhook/c.db"}},
+		{in: "sqlite:c.db", want: StoreURL{Driver: "sqlite", Path: "c.db"}},
+		{in: "/tmp/plain.db", want: StoreURL{Driver: "sqlite", Path: "/tmp/plain.db"}},
+		{in: "postgres://u:pw@db:5432/crmhook?sslmode=disable", want: StoreURL{Driver: "postgres", URL: "postgres://u:pw@db:5432/crmhook?sslmode=disable"}},
+		{in: "postgresql://db/crmhook", want: StoreURL{Driver: "postgres", URL: "postgresql://db/crmhook"}},
+		{in: "mysql://u:hunter2@db/x", err: "unsupported store URL scheme"},
+		{in: "sqlite://", err: "names no file"},
+		{in: "", err: "no store URL"},
+	} {
+		got, err := ParseStoreURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("%q: err %v, want %q without the password", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v %v, want %+v", tc.in, got, err, tc.want)
+		}
+	}
+}

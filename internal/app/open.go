@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/crmhook/crmhook"
@@ -27,29 +25,18 @@ type StoreOptions struct {
 // OpenStore opens the store a URL names: sqlite://path (or a plain path) for
 // the embedded store, postgres://… for the shared one.
 func OpenStore(ctx context.Context, rawURL string, opts StoreOptions) (crmhook.Store, error) {
-	switch {
-	case strings.HasPrefix(rawURL, "postgres://"), strings.HasPrefix(rawURL, "postgresql://"):
-		return openPostgres(ctx, rawURL, opts)
-	case strings.HasPrefix(rawURL, "sqlite:"), !strings.Contains(rawURL, "://"):
-		path := rawURL
-		if strings.HasPrefix(rawURL, "sqlite:") {
-			u, err := url.Parse(rawURL)
-			if err != nil {
-				return nil, fmt.Errorf("app: store URL: %w", err)
-			}
-			path = u.Host + u.Path // sqlite://rel/path.db and sqlite:///abs/path.db
-			if u.Opaque != "" {
-				path = u.Opaque // sqlite:path.db
-			}
-		}
-		st, err := sqlite.Open(ctx, sqlite.Config{Path: path, OnCommit: opts.OnCommit, Now: opts.Now})
-		if err != nil {
-			return nil, fmt.Errorf("app: open store: %w", err)
-		}
-		return st, nil
-	default:
-		return nil, fmt.Errorf("app: unsupported store URL scheme (want sqlite:// or postgres://)")
+	u, err := config.ParseStoreURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
 	}
+	if u.Driver == "postgres" {
+		return openPostgres(ctx, u.URL, opts)
+	}
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: u.Path, OnCommit: opts.OnCommit, Now: opts.Now})
+	if err != nil {
+		return nil, fmt.Errorf("app: open store: %w", err)
+	}
+	return st, nil
 }
 
 // openSink builds one configured sink and, when it holds resources, the
