@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/deliver"
 	"github.com/crmhook/crmhook/receiver"
 	"github.com/crmhook/crmhook/sink"
@@ -46,6 +48,12 @@ type Config struct {
 	Sinks     []Sink        `yaml:"sinks"`
 	// ShutdownGrace bounds a graceful stop (in-flight requests and deliveries).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	// PublicURL is how providers reach the public listener
+	// (https://hooks.example.com); declared subscriptions point there.
+	PublicURL string `yaml:"public_url"`
+	// Watchdog keeps declared subscriptions healthy while serve runs.
+	Watchdog Watchdog `yaml:"watchdog"`
 
 	// Deprecations lists the deprecated keys the file used, each with what
 	// replaces it; serve logs them once at start.
@@ -121,7 +129,95 @@ type Source struct {
 	AllowIPs     []string     `yaml:"allow_ips"` // CIDRs or addresses; empty = anyone
 	RateLimit    RateLimit    `yaml:"rate_limit"`
 	RequireHTTPS bool         `yaml:"require_https"`
+	// Subscription declares the provider subscription that feeds this
+	// source; `crmhook subscriptions apply` makes it so and the watchdog
+	// keeps it so. Nil: the source's subscription is managed by hand.
+	Subscription *Subscription `yaml:"subscription"`
 }
+
+// Subscription is a source's declared provider subscription.
+type Subscription struct {
+	// API is Affinity's webhooks API: v1 (the default) or v2.
+	API string `yaml:"api"`
+	// Events the subscription receives; none means every event type
+	// (Affinity only: an Attio webhook needs at least one).
+	Events []SubscriptionEvent `yaml:"events"`
+	// APIKey authenticates to the provider (usually ${AFFINITY_API_KEY} or
+	// ${ATTIO_API_KEY}). Never logged.
+	APIKey string `yaml:"api_key"`
+	// APIBaseURL is the provider API's base; default the provider's own.
+	APIBaseURL string `yaml:"api_base_url"`
+}
+
+// SubscriptionEvent is one event type, with an Attio filter when given.
+// YAML writes it as a plain type ("person.created") or as a mapping
+// {type, filter} whose filter is Attio's {"$and": […]} / {"$or": […]}.
+type SubscriptionEvent struct {
+	Type   string
+	Filter json.RawMessage // JSON, nil when there is none
+}
+
+// UnmarshalYAML reads the plain or the mapping form.
+func (e *SubscriptionEvent) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		e.Type = n.Value
+		return nil
+	}
+	var v struct {
+		Type   string `yaml:"type"`
+		Filter any    `yaml:"filter"`
+	}
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	e.Type = v.Type
+	if v.Filter != nil {
+		b, err := json.Marshal(v.Filter)
+		if err != nil {
+			return fmt.Errorf("line %d: filter: %v", n.Line, err)
+		}
+		e.Filter = b
+	}
+	return nil
+}
+
+// Watchdog is the subscription watchdog of `crmhook serve`. It runs only
+// when a source declares a subscription.
+type Watchdog struct {
+	// Off switches the watchdog off (`watchdog: off`).
+	Off bool `yaml:"off"`
+	// Interval between two checks of every declared subscription.
+	Interval time.Duration `yaml:"interval"`
+	// Repair re-enables, recreates and corrects what it finds broken;
+	// false only reports. Default true.
+	Repair *bool `yaml:"repair"`
+}
+
+// UnmarshalYAML reads `off` or a mapping {interval, repair}.
+func (w *Watchdog) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		if n.Value != "off" {
+			return fmt.Errorf("line %d: watchdog: %q is neither off nor a mapping {interval, repair}", n.Line, n.Value)
+		}
+		*w = Watchdog{Off: true}
+		return nil
+	}
+	type plain Watchdog
+	return n.Decode((*plain)(w))
+}
+
+// HookURL is the public URL of source's hook: public_url/hooks/{source},
+// then /{pathSecret} when the source takes one (Affinity always).
+func (c *Config) HookURL(source, pathSecret string) string {
+	u := c.PublicURL + "/hooks/" + source
+	if pathSecret != "" {
+		u += "/" + pathSecret
+	}
+	return u
+}
+
+// Repairs says whether the watchdog repairs what it finds.
+func (w Watchdog) Repairs() bool { return w.Repair == nil || *w.Repair }
 
 // ReplayWindow bounds how old, or how far in the future, a delivery's own
 // timestamp may be. Each side that is not written takes the provider's
@@ -256,6 +352,10 @@ const (
 	DefaultRetention    = 7 * 24 * time.Hour
 	// DefaultShutdownGrace bounds a graceful stop of `crmhook serve`.
 	DefaultShutdownGrace = 15 * time.Second
+	// DefaultWatchdogInterval is how often the watchdog checks declared
+	// subscriptions: well inside Affinity's 10 hours of retries, and a few
+	// list calls per interval, far below the providers' rate limits.
+	DefaultWatchdogInterval = 5 * time.Minute
 	// MinPathSecretLen: a path secret is the only authentication of an
 	// Affinity delivery, so it must be at least 32 characters of
 	// cryptographically random data.
@@ -278,11 +378,20 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 // Parse decodes YAML, expands ${ENV} references in values, applies defaults
 // and validates.
 func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	// ${NAME} is not valid YAML everywhere (inside a flow sequence such as
+	// `secrets: [${SECRET}]` its braces are flow indicators), so each
+	// reference is first replaced by a placeholder that is a plain word in
+	// any YAML context, and expanded inside the parsed values.
+	var refs []string
+	data = envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		refs = append(refs, string(m))
+		return []byte(envPlaceholder + strconv.Itoa(len(refs)-1) + "x")
+	})
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
 	}
-	if err := expandNode(&root, getenv); err != nil {
+	if err := expandNode(&root, refs, getenv); err != nil {
 		return nil, err
 	}
 	// Re-encode the expanded tree so the strict decoder can refuse unknown keys.
@@ -306,13 +415,22 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
+// envPlaceholder stands for the n-th ${…} reference as envPlaceholder+n+"x"
+// while the YAML is parsed.
+const envPlaceholder = "crmhookenvref"
+
+var envPlaceholderRef = regexp.MustCompile(envPlaceholder + `([0-9]+)x`)
+
 // expandNode replaces ${NAME} and ${NAME:-default} in every scalar value;
 // "$$" stands for a literal "$". An unset variable without a default is an
 // error naming it and the line, so a missing secret never becomes "".
-func expandNode(n *yaml.Node, getenv func(string) string) error {
-	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$") {
+// References in comments are never expanded.
+func expandNode(n *yaml.Node, refs []string, getenv func(string) string) error {
+	if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, envPlaceholder) {
 		var missing []string
-		n.Value = envRef.ReplaceAllStringFunc(n.Value, func(m string) string {
+		n.Value = envPlaceholderRef.ReplaceAllStringFunc(n.Value, func(p string) string {
+			i, _ := strconv.Atoi(envPlaceholderRef.FindStringSubmatch(p)[1])
+			m := refs[i]
 			if m == "$$" {
 				return "$"
 			}
@@ -336,7 +454,7 @@ func expandNode(n *yaml.Node, getenv func(string) string) error {
 		}
 	}
 	for _, c := range n.Content {
-		if err := expandNode(c, getenv); err != nil {
+		if err := expandNode(c, refs, getenv); err != nil {
 			return err
 		}
 	}
@@ -361,6 +479,10 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Retention == 0 {
 		c.Retention = DefaultRetention
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if !c.Watchdog.Off && c.Watchdog.Interval == 0 {
+		c.Watchdog.Interval = DefaultWatchdogInterval
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
@@ -389,6 +511,9 @@ func (c *Config) SetDefaults() {
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
+		if s.Subscription != nil && s.Subscription.API == "" && s.Provider == crmhook.ProviderAffinity {
+			s.Subscription.API = "v1"
+		}
 		if s.BodyLimit == 0 {
 			s.BodyLimit = DefaultBodyLimit
 		}
@@ -440,6 +565,14 @@ func (c *Config) Validate() error {
 		if _, err := ParsePrefix(p); err != nil {
 			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%v", err)
 		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			bad("public_url", "must be an absolute http(s) URL without credentials or query")
+		}
+	}
+	if !c.Watchdog.Off && c.Watchdog.Interval < time.Second {
+		bad("watchdog.interval", "%s is shorter than 1s (watchdog: off switches it off)", c.Watchdog.Interval)
 	}
 	if _, err := ParseStoreURL(c.Store); err != nil {
 		bad("store", "%v", err)
@@ -514,6 +647,9 @@ func (c *Config) Validate() error {
 		}
 		if !rw.Disabled && rw.MaxAge >= c.DedupeWindow {
 			bad("dedupe_window", "%s must be longer than %s.replay_window.max_age (%s): a redelivery accepted by the replay window after its dedupe key expired would be delivered twice", c.DedupeWindow, f, rw.MaxAge)
+		}
+		if s.Subscription != nil {
+			c.validateSubscription(f+".subscription", s, bad)
 		}
 		for j, p := range s.AllowIPs {
 			if _, err := ParsePrefix(p); err != nil {
@@ -606,6 +742,57 @@ func ParseStoreURL(raw string) (StoreURL, error) {
 		return StoreURL{Driver: "sqlite", Path: raw}, nil
 	}
 	return StoreURL{}, fmt.Errorf("unsupported store URL scheme in %q (want sqlite:// or postgres://)", redactURL(raw))
+}
+
+func (c *Config) validateSubscription(f string, s Source, bad func(field, format string, args ...any)) {
+	sub := s.Subscription
+	if c.PublicURL == "" {
+		bad("public_url", "a declared subscription (%s) needs public_url, the URL providers reach the public listener at", f)
+	}
+	if sub.APIKey == "" {
+		bad(f+".api_key", "a declared subscription needs the provider's API key (usually ${AFFINITY_API_KEY} or ${ATTIO_API_KEY})")
+	}
+	if sub.APIBaseURL != "" {
+		if u, err := url.Parse(sub.APIBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(f+".api_base_url", "must be an absolute http(s) URL")
+		}
+	}
+	switch s.Provider {
+	case crmhook.ProviderAffinity:
+		if sub.API != "v1" && sub.API != "v2" {
+			bad(f+".api", "%q is not v1 or v2", sub.API)
+		}
+		for j, e := range sub.Events {
+			if e.Type == "" {
+				bad(fmt.Sprintf("%s.events[%d]", f, j), "empty event type")
+			}
+			if e.Filter != nil {
+				bad(fmt.Sprintf("%s.events[%d].filter", f, j), "Affinity subscriptions take no filters")
+			}
+		}
+	case crmhook.ProviderAttio:
+		if sub.API != "" {
+			bad(f+".api", "api applies only to Affinity sources")
+		}
+		if len(sub.Events) == 0 {
+			bad(f+".events", "an Attio webhook needs at least one event type")
+		}
+		for j, e := range sub.Events {
+			if e.Type == "" {
+				bad(fmt.Sprintf("%s.events[%d].type", f, j), "empty event type")
+			}
+			if e.Filter != nil {
+				var flt attio.Filter
+				if err := json.Unmarshal(e.Filter, &flt); err != nil {
+					bad(fmt.Sprintf("%s.events[%d].filter", f, j), "%v", err)
+				} else if err := flt.Validate(); err != nil {
+					bad(fmt.Sprintf("%s.events[%d].filter", f, j), "%v", err)
+				}
+			}
+		}
+	default:
+		bad(f, "%s sources have no provider subscription API; remove the subscription block", s.Provider)
+	}
 }
 
 // ParsePrefix reads a CIDR ("10.0.0.0/8") or a single address ("192.0.2.7").

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +224,122 @@ func TestParseStoreURL(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%q: %+v %v, want %+v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestSubscriptionBlock reads the documented example and refuses what a
+// provider would refuse, naming the field.
+func TestSubscriptionBlock(t *testing.T) {
+	yml := `
+public_url: https://hooks.example.com/
+watchdog: {interval: 5m, repair: true}
+sources:
+  - name: affinity
+    provider: affinity
+    secrets: [${AFFINITY_PATH_SECRET}]
+    subscription: {api: v2, events: [person.created, organization.merged], api_key: ${AFFINITY_API_KEY}}
+  - name: aff-v1
+    provider: affinity
+    secrets: [${AFFINITY_PATH_SECRET}]
+    subscription: {api_key: k}
+  - name: attio
+    provider: attio
+    secrets: [s]
+    subscription:
+      api_key: ${ATTIO_API_KEY}
+      api_base_url: http://127.0.0.1:7702/v2
+      events:
+        - record.created
+        - {type: list-entry.created, filter: {$and: [{field: id.list_id, operator: equals, value: "l-1"}]}}
+`
+	c, err := Parse([]byte(yml), env(map[string]string{"AFFINITY_PATH_SECRET": secret32, "AFFINITY_API_KEY": "ak", "ATTIO_API_KEY": "tk"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://hooks.example.com" || c.HookURL("affinity", "p") != "https://hooks.example.com/hooks/affinity/p" || c.HookURL("attio", "") != "https://hooks.example.com/hooks/attio" {
+		t.Errorf("public URL %q, hook URLs %q", c.PublicURL, c.HookURL("affinity", "p"))
+	}
+	if c.Watchdog.Interval != 5*time.Minute || !c.Watchdog.Repairs() || c.Watchdog.Off {
+		t.Errorf("watchdog %+v", c.Watchdog)
+	}
+	aff := c.Sources[0].Subscription
+	if aff.API != "v2" || aff.APIKey != "ak" || len(aff.Events) != 2 || aff.Events[1].Type != "organization.merged" {
+		t.Errorf("affinity subscription %+v", aff)
+	}
+	if c.Sources[1].Subscription.API != "v1" || len(c.Sources[1].Subscription.Events) != 0 {
+		t.Errorf("affinity v1 default, all events: %+v", c.Sources[1].Subscription)
+	}
+	at := c.Sources[2].Subscription
+	if len(at.Events) != 2 || at.Events[0].Filter != nil || at.Events[1].Type != "list-entry.created" ||
+		string(at.Events[1].Filter) != `{"$and":[{"field":"id.list_id","operator":"equals","value":"l-1"}]}` {
+		t.Errorf("attio subscription %+v %s", at, at.Events[1].Filter)
+	}
+
+	for _, tc := range []struct{ yml, field string }{
+		{"sources:\n  - {name: a, provider: affinity, secrets: [\"" + secret32 + "\"], subscription: {api_key: k}}\n", "public_url"},
+		{"public_url: https://h\nsources:\n  - {name: a, provider: affinity, secrets: [\"" + secret32 + "\"], subscription: {api: v3, api_key: k}}\n", "sources[0].subscription.api"},
+		{"public_url: https://h\nsources:\n  - {name: a, provider: affinity, secrets: [\"" + secret32 + "\"], subscription: {}}\n", "sources[0].subscription.api_key"},
+		{"public_url: https://h\nsources:\n  - {name: a, provider: attio, secrets: [s], subscription: {api_key: k}}\n", "sources[0].subscription.events"},
+		{"public_url: https://h\nsources:\n  - {name: a, provider: attio, secrets: [s], subscription: {api_key: k, events: [{type: record.created, filter: {$xor: []}}]}}\n", "sources[0].subscription.events[0].filter"},
+		{"public_url: https://h\nsources:\n  - {name: a, provider: standard-webhooks, secrets: [s], subscription: {api_key: k}}\n", "sources[0].subscription"},
+		{"public_url: ftp://h\nsources:\n  - {name: a, provider: attio, secrets: [s]}\n", "public_url"},
+		{"watchdog: {interval: 10ms}\nsources:\n  - {name: a, provider: attio, secrets: [s]}\n", "watchdog.interval"},
+	} {
+		if _, err := Parse([]byte(tc.yml), env(nil)); err == nil || !strings.Contains(err.Error(), tc.field+":") {
+			t.Errorf("%s: err = %v, want one naming %s", tc.yml, err, tc.field)
+		}
+	}
+	c, err = Parse([]byte("watchdog: off\nsources:\n  - {name: a, provider: attio, secrets: [s]}\n"), env(nil))
+	if err != nil || !c.Watchdog.Off || c.Watchdog.Interval != 0 {
+		t.Errorf("watchdog: off: %+v %v", c.Watchdog, err)
+	}
+}
+
+// TestDocumentedConfigsParse parses every YAML block of the README and the
+// docs that holds a sources list, with every ${VAR} set: a config copied
+// from the docs must work, flow sequences like `secrets: [${SECRET}]`
+// included.
+func TestDocumentedConfigsParse(t *testing.T) {
+	files, _ := filepath.Glob("../docs/*.md")
+	files = append(files, "../README.md")
+	getenv := func(k string) string {
+		if strings.Contains(k, "WHSEC") {
+			return "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		}
+		return strings.Repeat("x", 40)
+	}
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, block := range strings.Split(string(b), "```yaml")[1:] {
+			block = block[:strings.Index(block, "```")]
+			if !strings.Contains(block, "sources:") {
+				continue
+			}
+			n++
+			if _, err := Parse([]byte(block), getenv); err != nil {
+				t.Errorf("%s: a documented config does not parse: %v\n%s", f, err, block)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no documented config found")
+	}
+}
+
+func TestEnvReferencesInFlowSequencesAndComments(t *testing.T) {
+	yml := "# ${UNSET_IN_COMMENT} is never expanded\nsources:\n  - {name: a, provider: attio, secrets: [${S1}, \"pre-${S2}-post\", $$literal]}\n"
+	c, err := Parse([]byte(yml), env(map[string]string{"S1": "one: {two}", "S2": "mid"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Sources[0].Secrets; len(got) != 3 || got[0] != "one: {two}" || got[1] != "pre-mid-post" || got[2] != "$literal" {
+		t.Errorf("secrets %q", got)
+	}
+	if _, err := Parse([]byte("sources:\n  - {name: a, provider: attio, secrets: [${NOPE}]}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "NOPE is not set") {
+		t.Errorf("unset variable: %v", err)
 	}
 }
