@@ -198,9 +198,66 @@ func TestDefaultRegistryKnowsEveryType(t *testing.T) {
 			t.Errorf("%s: %v", et, err)
 			continue
 		}
-		if _, raw := v.(json.RawMessage); raw {
-			t.Errorf("%s decodes to raw JSON: no typed body registered", et)
+		// Affinity does not document the body of
+		// smart_interaction_value.updated: it stays raw JSON.
+		if _, raw := v.(json.RawMessage); raw != (et == SmartInteractionValueUpdated) {
+			t.Errorf("%s decodes to %T", et, v)
 		}
+	}
+}
+
+func TestSmartInteractionValueBodyIsRaw(t *testing.T) {
+	for _, body := range []string{string(SampleBody(SmartInteractionValueUpdated)), `[1,2]`, `"text"`, `null`} {
+		ev := dispatchEvent(t, SmartInteractionValueUpdated, body)
+		v, err := ev.DecodeBody()
+		if raw, ok := v.(json.RawMessage); err != nil || !ok || string(raw) != body {
+			t.Errorf("%s: %T %v", body, v, err)
+		}
+		r := NewRouter()
+		var got json.RawMessage
+		On(r, SmartInteractionValueUpdated, func(ctx context.Context, ev *Event, body any) error {
+			got, _ = body.(json.RawMessage)
+			return nil
+		})
+		if err := r.Dispatch(context.Background(), ev); err != nil || string(got) != body {
+			t.Errorf("%s: handler got %s, %v", body, got, err)
+		}
+	}
+}
+
+// The probe is never an error: without a handler for it Dispatch answers
+// nil, and the fallback (meant for real events) never sees it. ErrNoHandler
+// stays for real event types.
+func TestRouterProbe(t *testing.T) {
+	ctx := context.Background()
+	probe := dispatchEvent(t, SampleWebhook, `{"test":true}`)
+
+	r := NewRouter()
+	if err := r.Dispatch(ctx, probe); err != nil {
+		t.Fatalf("empty router: %v", err)
+	}
+	if err := r.Dispatch(ctx, dispatchEvent(t, PersonCreated, `{"id":1}`)); !errors.Is(err, ErrNoHandler) {
+		t.Errorf("real event without a handler: %v", err)
+	}
+	// Odd probe bodies too.
+	if err := r.Dispatch(ctx, dispatchEvent(t, SampleWebhook, `true`)); err != nil {
+		t.Errorf("odd probe: %v", err)
+	}
+
+	fellBack := 0
+	r.Fallback(func(ctx context.Context, ev *Event) error { fellBack++; return errors.New("fallback failed") })
+	if err := r.Dispatch(ctx, probe); err != nil || fellBack != 0 {
+		t.Errorf("with a fallback: %v, fallback ran %d times", err, fellBack)
+	}
+
+	// A handler registered for the probe runs, and its error is returned.
+	var seen *SampleWebhookBody
+	On(r, SampleWebhook, func(ctx context.Context, ev *Event, b *SampleWebhookBody) error {
+		seen = b
+		return errors.New("probe handler failed")
+	})
+	if err := r.Dispatch(ctx, probe); err == nil || err.Error() != "probe handler failed" || seen == nil || fellBack != 0 {
+		t.Errorf("probe handler: %v %+v", err, seen)
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 // than reject it (Known tells the two apart).
 type EventType string
 
-// The 29 event types Affinity's V1 API delivers, as listed by its reference.
+// The 30 event types Affinity delivers: the 29 of the V1 API's reference,
+// and smart_interaction_value.updated, which the current API (version
+// 2026-07-15) lists beside them for the webhooks both API versions share.
 const (
 	ListCreated         EventType = "list.created"
 	ListUpdated         EventType = "list.updated"
@@ -44,11 +46,18 @@ const (
 	ReminderCreated     EventType = "reminder.created"
 	ReminderUpdated     EventType = "reminder.updated"
 	ReminderDeleted     EventType = "reminder.deleted"
+
+	// SmartInteractionValueUpdated fires when the value of a smart
+	// interaction field (derived from emails, meetings and other
+	// interactions, e.g. the date of the last email) changes. Affinity does
+	// not document its body: it is kept as received and decodes to
+	// json.RawMessage, and Parse accepts any JSON value as its body.
+	SmartInteractionValueUpdated EventType = "smart_interaction_value.updated"
 )
 
 // SampleWebhook is the probe Affinity POSTs to a webhook URL when a
 // subscription is created or updated ({"test": true} as body). It is not one
-// of the 29 subscribable event types: Known reports false for it. The
+// of the subscribable event types: Known reports false for it. The
 // subscription call fails unless the endpoint answers it with a 2xx.
 const SampleWebhook EventType = "sample.webhook"
 
@@ -66,12 +75,13 @@ var knownEventTypes = func() []EventType {
 		OpportunityCreated, OpportunityUpdated, OpportunityDeleted,
 		FileCreated, FileDeleted,
 		ReminderCreated, ReminderUpdated, ReminderDeleted,
+		SmartInteractionValueUpdated,
 	}
 	slices.Sort(ts)
 	return ts
 }()
 
-// EventTypes returns the 29 event types Affinity delivers, sorted. The
+// EventTypes returns the 30 event types Affinity delivers, sorted. The
 // sample.webhook probe is not among them: nobody subscribes to it.
 func EventTypes() []EventType { return slices.Clone(knownEventTypes) }
 
@@ -81,16 +91,24 @@ func (t EventType) Known() bool {
 	return ok
 }
 
+// documentedBody reports whether Affinity documents t's body as an object:
+// true for the known types but smart_interaction_value.updated.
+func (t EventType) documentedBody() bool {
+	return t != SmartInteractionValueUpdated && t.Known()
+}
+
 func (t EventType) String() string { return string(t) }
 
-// Event is one Affinity delivery: the envelope {"type", "body", "sent_at"}.
+// Event is one Affinity delivery: the envelope {"type", "body", "sent_at"}
+// (in any order, possibly with other keys).
 // Parse fills it; DecodeBody, a Registry or a Router turn Body into the
 // typed struct of its family.
 type Event struct {
 	// Type is the event type, unknown types included.
 	Type EventType
 	// Body is the "body" value exactly as received: a JSON object for the
-	// known types and the probe, any JSON value for unknown types.
+	// types whose bodies Affinity documents, any JSON value for the probe,
+	// smart_interaction_value.updated and unknown types.
 	Body json.RawMessage
 	// SentAt is sent_at as a UTC time; SentAtUnix the same in epoch seconds
 	// (what seed 000's dedupe key uses).
@@ -103,7 +121,8 @@ type Event struct {
 
 // DecodeBody decodes the body with DefaultRegistry: a *Person for
 // "person.created", a *ListEntry for "list_entry.created", and so on.
-// Unknown types give the body as json.RawMessage.
+// smart_interaction_value.updated and unknown types give the body as
+// json.RawMessage.
 func (e *Event) DecodeBody() (any, error) { return DefaultRegistry.Decode(e) }
 
 // DecodeBody is (*Event).DecodeBody as a function.

@@ -5,7 +5,11 @@ import "encoding/json"
 // Sample bodies come from the examples of Affinity's Help Center ("Webhook
 // Responses") and V1 reference, with the personal data replaced by fake
 // data (example.com addresses, documentation IP addresses). Reminders have
-// no published example: theirs follows the V1 Reminder resource. Updated
+// no published example: theirs follows the V1 Reminder resource.
+// smart_interaction_value.updated has no published body at all: its sample
+// is made up, a person's "last email" smart field changing, shaped after
+// the V1 interaction dates (a date and the people involved); code must not
+// rely on its keys. Updated
 // variants look like created ones; deleted variants omit what Affinity
 // omits (person.deleted has no organization_ids, opportunity.deleted no
 // person_ids or organization_ids).
@@ -47,6 +51,9 @@ const (
 		`"person":{"id":70796737,"type":0,"first_name":"Jane","last_name":"Doe","primary_email":"jane.doe@example.com","emails":["jane.doe@example.com"]},` +
 		`"organization":null,"opportunity":null}`
 
+	sampleSmartInteractionValue = `{"entity_id":38706,"entity_type":0,"field_id":"last-email",` +
+		`"value":{"date":"2023-06-21T16:00:28.315-07:00","person_ids":[38706,38603]},"updated_at":"2023-06-21T16:00:29.102-07:00"}`
+
 	sampleProbe = `{"test":true}`
 )
 
@@ -80,12 +87,15 @@ var sampleBodies = map[EventType]string{
 	ReminderCreated:     sampleReminder,
 	ReminderUpdated:     sampleReminder,
 	ReminderDeleted:     sampleReminder,
-	SampleWebhook:       sampleProbe,
+
+	SmartInteractionValueUpdated: sampleSmartInteractionValue,
+	SampleWebhook:                sampleProbe,
 }
 
 // SampleBody returns a realistic body for t (compact JSON, a fresh copy the
-// caller may change): one of every known type and sample.webhook. It is nil
-// for other types. `crmhook send`, the simulator and tests use it; wrap it
+// caller may change): one of every known type and sample.webhook (for
+// smart_interaction_value.updated, whose body Affinity does not document, a
+// plausible one). It is nil for other types. `crmhook send`, the simulator and tests use it; wrap it
 // with NewEnvelope to get a delivery.
 func SampleBody(t EventType) json.RawMessage {
 	s, ok := sampleBodies[t]

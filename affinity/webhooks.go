@@ -2,8 +2,11 @@ package affinity
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -110,16 +113,67 @@ func (s *WebhookService) Get(ctx context.Context, id int64) (*Webhook, *Response
 	return wh, resp, nil
 }
 
-// Create subscribes a URL to events (POST /webhook/subscribe). Affinity
-// probes the URL first and refuses the call unless it answers 2xx; it also
-// refuses a fourth subscription (ErrSubscriptionLimit). Create is never
-// retried automatically.
+// ErrInvalidWebhookURL is matched by the error of Create, Update and
+// ValidateWebhookURL for a webhook URL that is missing, not absolute, or
+// plain http to a host other than loopback. Such an error matches
+// ErrInvalidRequest too: the call is refused before anything is sent.
+var ErrInvalidWebhookURL = errors.New("affinity: invalid webhook URL")
+
+// webhookURLError is a refused webhook URL. It never quotes the URL, whose
+// path holds the receiver's secret.
+type webhookURLError struct{ reason string }
+
+func (e *webhookURLError) Error() string { return "invalid webhook URL: " + e.reason }
+
+func (e *webhookURLError) Is(target error) bool {
+	return target == ErrInvalidWebhookURL || target == ErrInvalidRequest
+}
+
+// ValidateWebhookURL checks a URL for Create and Update: an absolute https
+// URL. Plain http is allowed only for loopback hosts (localhost,
+// 127.0.0.0/8, ::1), for a receiver under test or the local simulator.
+// Errors match ErrInvalidWebhookURL and ErrInvalidRequest.
+func ValidateWebhookURL(raw string) error {
+	if strings.TrimSpace(raw) == "" {
+		return &webhookURLError{"a URL is required"}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "" {
+		return &webhookURLError{"it must be an absolute https URL"}
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return &webhookURLError{"it must use https (plain http only for loopback hosts)"}
+	default:
+		return &webhookURLError{"it must use https"}
+	}
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Create subscribes a URL to events (POST /webhook/subscribe). The URL must
+// be https (plain http only for loopback hosts; ErrInvalidWebhookURL
+// before any call). Affinity probes the URL first and refuses the call
+// unless it answers 2xx; it also refuses a fourth subscription
+// (ErrSubscriptionLimit). Create is never retried automatically.
 func (s *WebhookService) Create(ctx context.Context, req *CreateWebhookRequest) (*Webhook, *Response, error) {
 	if req == nil {
 		return nil, nil, fmt.Errorf("affinity: create webhook: %w", kindErrorf(ErrInvalidRequest, "nil request"))
 	}
-	if strings.TrimSpace(req.WebhookURL) == "" {
-		return nil, nil, fmt.Errorf("affinity: create webhook: %w", kindErrorf(ErrInvalidRequest, "webhook URL is required"))
+	if err := ValidateWebhookURL(req.WebhookURL); err != nil {
+		return nil, nil, fmt.Errorf("affinity: create webhook: %w", err)
 	}
 	if err := checkEventTypes(req.Subscriptions); err != nil {
 		return nil, nil, fmt.Errorf("affinity: create webhook: %w", err)
@@ -132,7 +186,7 @@ func (s *WebhookService) Create(ctx context.Context, req *CreateWebhookRequest) 
 }
 
 // Update changes a subscription (PUT /webhook/{id}), sending only the fields
-// req sets. Only the subscription's creator may update it (ErrForbidden
+// req sets; a new WebhookURL is checked as Create checks it. Only the subscription's creator may update it (ErrForbidden
 // otherwise). Affinity probes a new URL, and the URL of a subscription being
 // re-enabled, before it accepts the change.
 func (s *WebhookService) Update(ctx context.Context, id int64, req *UpdateWebhookRequest) (*Webhook, *Response, error) {
@@ -162,8 +216,10 @@ func (s *WebhookService) update(ctx context.Context, op string, id int64, req *U
 			kindErrorf(ErrInvalidRequest, "nothing to update: set WebhookURL, Subscriptions or Disabled"))
 	}
 	body := updateBody{WebhookURL: req.WebhookURL, Disabled: req.Disabled}
-	if req.WebhookURL != nil && strings.TrimSpace(*req.WebhookURL) == "" {
-		return nil, nil, fmt.Errorf("affinity: %s webhook %d: %w", op, id, kindErrorf(ErrInvalidRequest, "webhook URL must not be empty"))
+	if req.WebhookURL != nil {
+		if err := ValidateWebhookURL(*req.WebhookURL); err != nil {
+			return nil, nil, fmt.Errorf("affinity: %s webhook %d: %w", op, id, err)
+		}
 	}
 	if req.Subscriptions != nil {
 		subs := *req.Subscriptions

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -249,5 +250,82 @@ func TestWebhookJSONForScripts(t *testing.T) {
 	}
 	if string(b) != `{"id":1,"webhook_url":"https://x.test","subscriptions":[],"disabled":false,"created_by":2}` {
 		t.Errorf("encoded %s", b)
+	}
+}
+
+func TestValidateWebhookURL(t *testing.T) {
+	ok := []string{
+		"https://hooks.example.com/hooks/affinity/long-random-secret",
+		"https://hooks.example.com:8443/h?x=1",
+		"HTTPS://hooks.example.com/h",
+		"http://127.0.0.1:8080/hooks/affinity/s",
+		"http://127.9.8.7/h",
+		"http://[::1]:8080/h",
+		"http://localhost:8080/h",
+		"http://LocalHost/h",
+	}
+	for _, u := range ok {
+		if err := ValidateWebhookURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	const secret = "long-random-secret"
+	bad := []string{
+		"", "   ",
+		"http://hooks.example.com/" + secret, // plain http, not loopback
+		"http://10.0.0.1/" + secret,          // private is not loopback
+		"http://localhost.example.com/" + secret,
+		"http://[::2]/" + secret,
+		"ftp://hooks.example.com/" + secret,
+		"hooks.example.com/" + secret,          // not absolute
+		"/hooks/affinity/" + secret,            // relative
+		"https:///" + secret,                   // no host
+		"https:opaque/" + secret,               // opaque
+		"https://exa mple.com/" + secret,       // unparsable
+		" https://hooks.example.com/" + secret, // leading space
+	}
+	for _, u := range bad {
+		err := ValidateWebhookURL(u)
+		if !errors.Is(err, ErrInvalidWebhookURL) || !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("%q: %v", u, err)
+			continue
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "example.com") {
+			t.Errorf("error quotes the URL: %v", err)
+		}
+	}
+}
+
+// Create and Update refuse a URL Affinity would be asked to POST events to
+// in clear text, before any request reaches the API.
+func TestWebhookCreateAndUpdateCheckTheURL(t *testing.T) {
+	client, mux, _ := setup(t)
+	rec := &recorder{}
+	mux.HandleFunc("POST /webhook/subscribe", rec.handler(t, 200, fixture(t, "webhook.create.json")))
+	mux.HandleFunc("PUT /webhook/{id}", rec.handler(t, 200, fixture(t, "webhook.update.json")))
+	ctx := context.Background()
+	for _, u := range []string{"http://hooks.example.com/h", "ftp://x.test/h", "/relative", ""} {
+		if _, _, err := client.Webhooks.Create(ctx, &CreateWebhookRequest{WebhookURL: u}); !errors.Is(err, ErrInvalidWebhookURL) ||
+			!strings.HasPrefix(err.Error(), "affinity: create webhook: invalid webhook URL: ") {
+			t.Errorf("create %q: %v", u, err)
+		}
+		if _, _, err := client.Webhooks.Update(ctx, 1234, &UpdateWebhookRequest{WebhookURL: &u}); !errors.Is(err, ErrInvalidWebhookURL) ||
+			!strings.HasPrefix(err.Error(), "affinity: update webhook 1234: invalid webhook URL: ") {
+			t.Errorf("update %q: %v", u, err)
+		}
+	}
+	if _, _, _, _, n := rec.last(); n != 0 {
+		t.Fatalf("%d refused calls reached the API", n)
+	}
+	// Loopback over plain http is fine (a local receiver, the simulator).
+	local := "http://127.0.0.1:8080/hooks/affinity/s"
+	if _, _, err := client.Webhooks.Create(ctx, &CreateWebhookRequest{WebhookURL: local}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := client.Webhooks.Update(ctx, 1234, &UpdateWebhookRequest{WebhookURL: &local}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, n := rec.last(); n != 2 {
+		t.Errorf("%d calls reached the API, want 2", n)
 	}
 }

@@ -14,8 +14,9 @@ const ProbeType = string(affinity.SampleWebhook)
 // The event types and sample bodies are the SDK's (package affinity), so the
 // simulator, `crmhook send` and the SDK's tests agree on every shape.
 
-// isEventType reports whether t is one of the 29 types a subscription may
-// name; the probe type is not.
+// isEventType reports whether t is one of the 30 types a subscription may
+// name (affinity.EventTypes: the 29 classic ones and
+// smart_interaction_value.updated); the probe type is not.
 func isEventType(t string) bool { return affinity.EventType(t).Known() }
 
 // sampleBody returns the SDK's realistic body for t (a fresh copy), or false

@@ -26,6 +26,9 @@ var (
 	reminderKeys     = []string{"id", "type", "created_at", "completed_at", "content", "due_date", "reset_type", "reminder_days", "status", "creator", "owner", "completer", "person", "organization", "opportunity"}
 	listKeys         = []string{"id", "ip_address"}
 	opportunityKeys  = []string{"id", "name", "person_ids", "organization_ids"}
+	// Affinity does not document this body: these are the keys of the
+	// SDK's made-up sample, checked so that it stays plausible.
+	smartInteractionValueKeys = []string{"entity_id", "entity_type", "field_id", "value", "updated_at"}
 
 	wantSampleKeys = map[string][]string{
 		"list.created": listKeys, "list.updated": listKeys, "list.deleted": listKeys,
@@ -41,7 +44,8 @@ var (
 		"opportunity.deleted": {"id", "name"}, // no person_ids, organization_ids
 		"file.created":        fileKeys, "file.deleted": fileKeys,
 		"reminder.created": reminderKeys, "reminder.updated": reminderKeys, "reminder.deleted": reminderKeys,
-		ProbeType: {"test"},
+		"smart_interaction_value.updated": smartInteractionValueKeys,
+		ProbeType:                         {"test"},
 	}
 	// Keys of nested objects, by the path that leads to them.
 	wantNestedKeys = map[string][]string{
@@ -68,8 +72,8 @@ func TestEventTypesAreSubscribable(t *testing.T) {
 	for _, et := range affinity.EventTypes() {
 		types = append(types, string(et))
 	}
-	if len(types) != 29 {
-		t.Fatalf("the SDK knows %d event types, want 29", len(types))
+	if len(types) != 30 {
+		t.Fatalf("the SDK knows %d event types, want 30", len(types))
 	}
 	if !slices.Equal(slices.Sorted(maps.Keys(wantSampleKeys)), slices.Sorted(slices.Values(append(types, ProbeType)))) {
 		t.Fatal("the SDK's event types differ from the published reference")
@@ -120,7 +124,7 @@ func TestSampleBodies(t *testing.T) {
 					t.Errorf("%s keys = %v, want %v", field, got, slices.Sorted(slices.Values(keys)))
 				}
 			}
-			for _, k := range []string{"created_at", "merged_at", "due_date", "completed_at"} {
+			for _, k := range []string{"created_at", "merged_at", "due_date", "completed_at", "updated_at"} {
 				if s, ok := body[k].(string); ok && !parsesAsAffinityTime(s) {
 					t.Errorf("%s = %q is in neither of Affinity's datetime layouts", k, s)
 				}
@@ -191,7 +195,7 @@ func TestSampleDetails(t *testing.T) {
 	}
 }
 
-// TestTriggerEveryType delivers each of the 29 types with its sample body to
+// TestTriggerEveryType delivers each of the 30 types with its sample body to
 // an all-events subscription, as Affinity would.
 func TestTriggerEveryType(t *testing.T) {
 	sim, base := setup(t, Config{})
@@ -209,11 +213,45 @@ func TestTriggerEveryType(t *testing.T) {
 			t.Errorf("%s: target got %q", typ, got)
 		}
 	}
-	if n := len(tg.requests("")) - len(tg.requests(ProbeType)); n != 29 {
-		t.Errorf("target got %d events, want 29", n)
+	if n := len(tg.requests("")) - len(tg.requests(ProbeType)); n != 30 {
+		t.Errorf("target got %d events, want 30", n)
 	}
 	if got := tg.requests(ProbeType); len(got) != 1 || !strings.Contains(string(got[0].Body), `"body":{"test":true}`) {
 		t.Errorf("probe = %q", got)
+	}
+}
+
+// TestSmartInteractionValueIsTriggerable: the 30th type can be named in a
+// subscription and triggered with its sample body, which the SDK parses and
+// keeps raw.
+func TestSmartInteractionValueIsTriggerable(t *testing.T) {
+	const typ = "smart_interaction_value.updated"
+	sim, base := setup(t, Config{})
+	tg := newTarget(t, nil)
+	createWebhook(t, admin, base, tg.url(), typ)
+	res, err := sim.Trigger(context.Background(), typ, nil)
+	if err != nil || len(res.Deliveries) != 1 || !res.Deliveries[0].OK {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	got := tg.requests(typ)
+	if len(got) != 1 {
+		t.Fatalf("target got %d deliveries", len(got))
+	}
+	ev, err := affinity.Parse(got[0].Body, affinity.WithoutMaxAge(), affinity.WithoutMaxFutureSkew())
+	if err != nil || ev.Type != affinity.SmartInteractionValueUpdated {
+		t.Fatalf("%v %+v", err, ev)
+	}
+	if v, err := ev.DecodeBody(); err != nil {
+		t.Fatal(err)
+	} else if raw, ok := v.(json.RawMessage); !ok || string(raw) != string(affinity.SampleBody(affinity.SmartInteractionValueUpdated)) {
+		t.Errorf("body decodes to %T %s", v, v)
+	}
+	// Other types do not reach a subscription that names only this one.
+	if _, err := sim.Trigger(context.Background(), "person.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tg.requests("person.created")); n != 0 {
+		t.Errorf("person.created delivered %d times", n)
 	}
 }
 
