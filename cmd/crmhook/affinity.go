@@ -19,14 +19,15 @@ type affinityFlags struct {
 	apiKey  string
 	baseURL string
 	bearer  bool
+	api     string // --api: v1 (default) or v2
 }
 
 func (c *cli) affinityCmd() *cobra.Command {
 	f := &affinityFlags{}
 	cmd := &cobra.Command{
 		Use:   "affinity",
-		Short: "Manage Affinity webhook subscriptions (API V1)",
-		Long: `Manage Affinity webhook subscriptions (API V1).
+		Short: "Manage Affinity webhook subscriptions (API V1, or v2 with --api v2)",
+		Long: `Manage Affinity webhook subscriptions (API V1, or API v2 with --api v2).
 
 The API key comes from --api-key or AFFINITY_API_KEY and is sent with HTTP
 Basic auth (empty user), or as a bearer token with --bearer. The API root
@@ -35,11 +36,19 @@ http://127.0.0.1:7701), else https://api.affinity.co.
 
 An Affinity instance holds at most 3 subscriptions, and Affinity POSTs a
 sample.webhook probe to the URL on create and update: the call fails unless
-the URL answers 2xx quickly.`,
+the URL answers 2xx quickly.
+
+--api v2 uses Affinity's v2 webhook API (beta) for the same subscriptions:
+the key always goes as a bearer token, webhooks have a status (active or
+disabled; enable and disable set it, update takes --status), a URL may be
+used by one webhook of the organization only and must not hold credentials,
+and a user lists and changes only the webhooks they created unless allowed
+to manage all of them.`,
 	}
 	cmd.PersistentFlags().StringVar(&f.apiKey, "api-key", "", "Affinity API key (default $"+affinity.EnvAPIKey+")")
 	cmd.PersistentFlags().StringVar(&f.baseURL, "base-url", "", "API root (default $"+affinity.EnvBaseURL+", else "+affinity.DefaultBaseURL+")")
 	cmd.PersistentFlags().BoolVar(&f.bearer, "bearer", false, "send the key as a bearer token instead of HTTP Basic auth")
+	addAffinityAPIFlag(cmd, f)
 
 	webhooks := &cobra.Command{Use: "webhooks", Short: "List, show, create, update, enable, disable and delete subscriptions"}
 	webhooks.AddCommand(
@@ -51,6 +60,7 @@ the URL answers 2xx quickly.`,
 		c.affinitySwitchCmd(f, "enable", "Switch a subscription back on (Affinity probes its URL first)"),
 		c.affinitySwitchCmd(f, "disable", "Stop deliveries to a subscription without deleting it"),
 	)
+	c.routeAffinityV2(f, webhooks)
 	cmd.AddCommand(webhooks)
 	return cmd
 }

@@ -10,6 +10,22 @@
 // which the subscription is disabled. Event types and sample bodies are the
 // SDK's (affinity.EventTypes, affinity.SampleBody).
 //
+// Beside V1 it serves Affinity's v2 webhook API (beta): GET and POST
+// /v2/webhooks, GET, POST (partial update) and DELETE /v2/webhooks/{id},
+// with bearer auth only, {"errors":[{code, message, param}]} error bodies,
+// cursor paging (limit 1 to 100, pagination.nextUrl/prevUrl, ordered by id,
+// a filter on id, createdAt and updatedAt), 201 on create and 204 on update
+// and delete, a sample.webhook test delivery on create, on a URL change of
+// an active webhook and on a switch to active (a failure is a validation
+// error on url), and URLs unique in the instance and without credentials.
+// Both APIs share one set of subscriptions: a v2 webhook is the V1
+// subscription with the same id (url is webhook_url, status "disabled" is
+// disabled: true, creator is created_by), the three-subscription limit
+// counts both, and the per-user rate limit is one budget for both. Affinity
+// does not document how its two webhook APIs relate: the shared set is this
+// simulator's assumption. Through v2 a user sees, updates and deletes only
+// the webhooks they created; an admin every one.
+//
 // Use it as an http.Handler:
 //
 //	sim, err := affinitysim.New(affinitysim.Config{TimeScale: 36000})

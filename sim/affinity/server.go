@@ -15,16 +15,23 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Webhook is a webhook subscription as Affinity's V1 API returns it. An empty
-// Subscriptions list means every event type.
+// Subscriptions list means every event type. API v2 serves the same
+// subscriptions as its webhooks (url, subscriptions, status "disabled" when
+// Disabled, creator CreatedBy).
 type Webhook struct {
 	ID            int64    `json:"id"`
 	WebhookURL    string   `json:"webhook_url"`
 	Subscriptions []string `json:"subscriptions"`
 	Disabled      bool     `json:"disabled"`
 	CreatedBy     int64    `json:"created_by"`
+
+	// createdAt and updatedAt are shown by API v2 only (V1 has no such
+	// fields); updatedAt is zero until the first update through either API.
+	createdAt, updatedAt time.Time
 }
 
 // wants reports whether the subscription receives events of type t.
@@ -110,6 +117,10 @@ func (s *Server) webhooksLocked() []Webhook {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
 		s.serveSim(w, r)
+		return
+	}
+	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+		s.serveV2(w, r) // API v2 has its own auth (bearer only) and error bodies
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -248,6 +259,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, user User
 		WebhookURL:    *params.webhookURL,
 		Subscriptions: []string{},
 		CreatedBy:     user.ID,
+		createdAt:     s.cfg.Now(),
 	}
 	if params.subscriptions != nil {
 		wh.Subscriptions = *params.subscriptions
@@ -343,6 +355,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request, user User
 	if params.disabled != nil {
 		wh.Disabled = *params.disabled
 	}
+	wh.updatedAt = s.cfg.Now()
 	out := wh.clone()
 	s.mu.Unlock()
 
