@@ -280,7 +280,7 @@ func TestAffinityCLIFlagsOverrideEnvAndBearer(t *testing.T) {
 	env := map[string]string{"AFFINITY_API_KEY": "wrong", "AFFINITY_BASE_URL": "http://127.0.0.1:1"}
 	out, _, err := runAffinityCLI(t, s, env, "--api-key", affinitysim.DefaultUserKey, "--base-url", s.srv.URL, "--bearer",
 		"webhooks", "create", "--url", s.hookURL("z"), "--event", "brand_new.event", "--allow-unknown")
-	// The simulator knows only Affinity's 29 types, so it refuses the new one:
+	// The simulator knows only Affinity's 30 types, so it refuses the new one:
 	// the point is that the flags, not the environment, reached it.
 	if err == nil || !strings.Contains(err.Error(), "not a supported webhook event") {
 		t.Fatalf("create with --allow-unknown: %v\n%s", err, out)

@@ -104,7 +104,7 @@ func (c *cli) simAffinityTriggerCmd() *cobra.Command {
 		Use:   "trigger TYPE [--body FILE.json] [--sim-url URL]",
 		Short: "Make the running simulator deliver an event to every subscription that wants it",
 		Long: `Make the running simulator emit an event of TYPE (person.created,
-list_entry.created, … — any of Affinity's 29 types gets a realistic sample
+list_entry.created, … — any of Affinity's 30 types gets a realistic sample
 body). With --body the file's JSON is sent as the event body instead ('-'
 reads standard input); then any type is allowed, so receivers can be tried
 with types Affinity may add later.
