@@ -1,12 +1,10 @@
 package affinity
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -292,7 +290,7 @@ func (c *Client) send(ctx context.Context, method, target string, payload []byte
 		return nil, nil, c.scrub.Wrap(err)
 	}
 	if over && limit != maxErrorBody { // an error body only feeds a message
-		return resp, nil, kindErrorf(ErrUnexpectedResponse, "unexpected response: %d answer is over %d bytes", resp.StatusCode, limit)
+		return resp, nil, apiclient.Mark(ErrUnexpectedResponse, apiclient.Unexpected("%d answer is over %d bytes", resp.StatusCode, limit))
 	}
 	return resp, data, nil
 }
@@ -316,23 +314,10 @@ func retryableStatus(code int) bool {
 
 // decodeJSON decodes a 2xx answer, saying clearly when it is not JSON at all
 // (a captive portal, a proxy's HTML page) rather than quoting a syntax error.
+// Its errors match ErrUnexpectedResponse.
 func decodeJSON(resp *http.Response, body []byte, out any) error {
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return kindErrorf(ErrUnexpectedResponse, "unexpected response: %d answer has an empty body, want JSON", resp.StatusCode)
-	}
-	if !json.Valid(trimmed) {
-		ct := resp.Header.Get("Content-Type")
-		if mt, _, err := mime.ParseMediaType(ct); err == nil {
-			ct = mt
-		}
-		if ct == "" {
-			ct = "none"
-		}
-		return kindErrorf(ErrUnexpectedResponse, "unexpected response: %d answer is not JSON (Content-Type %s)", resp.StatusCode, oneLine(ct, 64))
-	}
-	if err := json.Unmarshal(trimmed, out); err != nil {
-		return kindErrorf(ErrUnexpectedResponse, "unexpected response: decode %d answer: %w", resp.StatusCode, err)
+	if err := apiclient.DecodeJSON(resp, body, out); err != nil {
+		return apiclient.Mark(ErrUnexpectedResponse, err)
 	}
 	return nil
 }

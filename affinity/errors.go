@@ -52,7 +52,8 @@ type APIError struct {
 	// Message is Affinity's explanation on one line, at most 200 characters,
 	// with the API key scrubbed.
 	Message string
-	// RequestID is the X-Request-Id header, worth quoting to Affinity support.
+	// RequestID is the X-Request-Id (or Request-Id) header, worth quoting to
+	// Affinity support; empty when the answer has none.
 	RequestID string
 	// Body is a snippet (at most 512 bytes) of the raw answer for debugging,
 	// with the API key and anything that looks like a credential scrubbed.
@@ -154,7 +155,7 @@ const (
 func newAPIError(resp *http.Response, body []byte, s *apiclient.Redactor, retryAfter time.Duration) *APIError {
 	e := &APIError{
 		StatusCode: resp.StatusCode,
-		RequestID:  oneLine(s.Secrets(resp.Header.Get("X-Request-Id")), 128),
+		RequestID:  oneLine(s.Secrets(apiclient.RequestID(resp.Header)), 128),
 		Response:   resp,
 		RetryAfter: retryAfter,
 	}
@@ -233,19 +234,10 @@ func newScrubber(key string) *apiclient.Redactor {
 // a single readable line, and caps its length.
 func oneLine(s string, n int) string { return apiclient.OneLine(s, n) }
 
-// kindError carries a sentinel for errors.Is without repeating the
-// sentinel's text, so a labelled error reads "affinity: get webhook 7:
-// unexpected response: …" rather than naming the package twice.
-type kindError struct {
-	kind error
-	err  error
-}
-
-func (e *kindError) Error() string        { return e.err.Error() }
-func (e *kindError) Unwrap() error        { return e.err }
-func (e *kindError) Is(target error) bool { return target == e.kind }
-
-// kindErrorf formats like fmt.Errorf (%w allowed) and marks the result with kind.
+// kindErrorf formats like fmt.Errorf (%w allowed) and marks the result with
+// kind for errors.Is without repeating kind's text, so a labelled error reads
+// "affinity: get webhook 7: unexpected response: …" rather than naming the
+// package twice.
 func kindErrorf(kind error, format string, args ...any) error {
-	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+	return apiclient.Mark(kind, fmt.Errorf(format, args...))
 }

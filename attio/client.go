@@ -25,6 +25,18 @@ const (
 	EnvBaseURL = "ATTIO_BASE_URL"
 )
 
+// Retry defaults: GETs are retried 3 times after the first attempt on 429,
+// 5xx and network errors, waiting a full-jitter exponential backoff from
+// 500ms capped at 30s.
+const (
+	DefaultMaxRetries  = 3
+	DefaultBackoffBase = 500 * time.Millisecond
+	DefaultBackoffCap  = 30 * time.Second
+)
+
+// maxRetriesLimit bounds WithMaxRetries.
+const maxRetriesLimit = 20
+
 const defaultUserAgent = "crmhook-attio/1 (+https://github.com/crmhook/crmhook)"
 
 // maxSuccessBody bounds what a 2xx answer may hold; webhook listings are small.
@@ -40,7 +52,8 @@ type Client struct {
 	token      string
 	httpClient *http.Client
 	userAgent  string
-	retry      retryPolicy
+	maxRetries int // retries after the first attempt, GETs only
+	backoff    apiclient.Backoff
 
 	// Seams for tests: the clock (Retry-After dates), the wait between
 	// attempts and the jitter source.
@@ -50,15 +63,6 @@ type Client struct {
 
 	// Webhooks manages webhook subscriptions.
 	Webhooks *WebhookService
-}
-
-// retryPolicy says how GET requests are retried on 429, 5xx and network
-// errors. Writes are never retried: Attio offers no idempotency key on them,
-// so a retried POST could create a second webhook.
-type retryPolicy struct {
-	maxAttempts int           // total attempts, 1 means no retry
-	base        time.Duration // first backoff ceiling
-	max         time.Duration // cap on any single wait, Retry-After included
 }
 
 // Option configures a Client.
@@ -98,23 +102,40 @@ func WithUserAgent(ua string) Option {
 	}
 }
 
-// WithRetry sets how GET requests are retried: at most maxAttempts attempts in
-// all (1 disables retries), with full-jitter exponential backoff starting at
-// base and capped at max. A Retry-After from Attio replaces the backoff; if it
-// asks for longer than max the client gives up at once and returns the
-// *APIError, whose RetryAfter says how long to wait.
-func WithRetry(maxAttempts int, base, max time.Duration) Option {
+// WithMaxRetries sets how many times a GET is retried after its first
+// attempt fails with a 429, a 5xx or a network error: n retries mean at most
+// n+1 attempts (default DefaultMaxRetries; 0 disables retries; at most 20).
+// Writes are never retried: Attio offers no idempotency key on them, so a
+// retried POST could create a second webhook. The affinity SDK's
+// WithMaxRetries means the same.
+func WithMaxRetries(n int) Option {
 	return func(c *Client) error {
-		if maxAttempts < 1 || base <= 0 || max < base {
-			return fmt.Errorf("%w: retry wants maxAttempts >= 1 and 0 < base <= max", ErrInvalidRequest)
+		if n < 0 || n > maxRetriesLimit {
+			return fmt.Errorf("%w: max retries must be between 0 and %d, got %d", ErrInvalidRequest, maxRetriesLimit, n)
 		}
-		c.retry = retryPolicy{maxAttempts: maxAttempts, base: base, max: max}
+		c.maxRetries = n
+		return nil
+	}
+}
+
+// WithBackoff sets the full-jitter exponential backoff between retries:
+// retry n (from 0) waits a random duration up to min(cap, base·2^n). A
+// Retry-After from Attio replaces the backoff; if it asks for longer than
+// cap the client gives up at once and returns the *APIError, whose
+// RetryAfter says how long to wait.
+func WithBackoff(base, cap time.Duration) Option {
+	return func(c *Client) error {
+		if base <= 0 || cap < base {
+			return fmt.Errorf("%w: backoff wants 0 < base <= cap", ErrInvalidRequest)
+		}
+		c.backoff = apiclient.Backoff{Base: base, Cap: cap}
 		return nil
 	}
 }
 
 // NewClient returns a client authenticating with the bearer token (an Attio
-// API key or OAuth access token). The token never appears in errors.
+// API key or OAuth access token). The token never appears in errors. Nil
+// options are skipped.
 func NewClient(token string, opts ...Option) (*Client, error) {
 	token = strings.TrimSpace(token)
 	if token == "" {
@@ -129,12 +150,16 @@ func NewClient(token string, opts ...Option) (*Client, error) {
 		token:      token,
 		httpClient: &http.Client{Timeout: 30 * time.Second},
 		userAgent:  defaultUserAgent,
-		retry:      retryPolicy{maxAttempts: 3, base: 500 * time.Millisecond, max: 30 * time.Second},
+		maxRetries: DefaultMaxRetries,
+		backoff:    apiclient.Backoff{Base: DefaultBackoffBase, Cap: DefaultBackoffCap},
 		now:        time.Now,
 		sleep:      sleepCtx,
 		jitter:     func(n int64) int64 { return rand.Int64N(n) },
 	}
 	for _, o := range opts {
+		if o == nil {
+			continue
+		}
 		if err := o(c); err != nil {
 			return nil, err
 		}
@@ -174,7 +199,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		if payload, err = json.Marshal(struct {
 			Data any `json:"data"`
 		}{in}); err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
+			return nil, fmt.Errorf("%w: encode request: %w", ErrInvalidRequest, err)
 		}
 	}
 	// path arrives escaped (ids go through url.PathEscape), so an id holding
@@ -189,14 +214,14 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawQuery = query.Encode()
 
 	retrier := apiclient.Retrier{
-		Backoff:   apiclient.Backoff{Base: c.retry.base, Cap: c.retry.max},
+		Backoff:   c.backoff,
 		Retryable: retryableStatus,
 		Now:       c.now,
 		Sleep:     c.sleep,
 		Jitter:    c.jitter,
 	}
 	if method == http.MethodGet {
-		retrier.MaxRetries = c.retry.maxAttempts - 1
+		retrier.MaxRetries = c.maxRetries
 	}
 	target := u.String()
 	ans, err := retrier.Do(ctx, func(ctx context.Context) (*http.Response, []byte, error) {
@@ -213,15 +238,16 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return r, newAPIError(ans.Response, ans.Body, c.token, ans.RetryAfter)
 	}
 	if out != nil {
-		if err := decodeData(ans.Body, out); err != nil {
+		if err := decodeData(ans.Response, ans.Body, out); err != nil {
 			return r, err
 		}
 	}
 	return r, nil
 }
 
-// send makes one HTTP exchange and reads the whole (bounded) body. Every
-// error comes with a nil response, so the request loop retries it for GETs.
+// send makes one HTTP exchange and reads the whole (bounded) body. A nil
+// response with an error means no usable answer arrived (retried for GETs);
+// a response with an error is a 2xx answer too large to keep.
 func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
 	req, err := apiclient.NewRequest(ctx, method, target, payload, c.userAgent)
 	if err != nil {
@@ -242,7 +268,7 @@ func (c *Client) send(ctx context.Context, method, target string, payload []byte
 		return nil, nil, err
 	}
 	if over && limit != maxErrorBody { // an error body only feeds a message
-		return nil, nil, fmt.Errorf("response body over %d bytes", limit)
+		return resp, nil, apiclient.Mark(ErrUnexpectedResponse, apiclient.Unexpected("%d answer is over %d bytes", resp.StatusCode, limit))
 	}
 	return resp, data, nil
 }
@@ -258,19 +284,20 @@ func retryableStatus(code int) bool {
 	return false
 }
 
-// decodeData unwraps {"data": …} into out.
-func decodeData(body []byte, out any) error {
+// decodeData unwraps {"data": …} into out. Its errors match
+// ErrUnexpectedResponse.
+func decodeData(resp *http.Response, body []byte, out any) error {
 	var env struct {
 		Data json.RawMessage `json:"data"`
 	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("decode response: %w", err)
+	if err := apiclient.DecodeJSON(resp, body, &env); err != nil {
+		return apiclient.Mark(ErrUnexpectedResponse, err)
 	}
 	if len(env.Data) == 0 || string(env.Data) == "null" {
-		return errors.New(`decode response: no "data" in the answer`)
+		return apiclient.Mark(ErrUnexpectedResponse, apiclient.Unexpected(`%d answer has no "data"`, resp.StatusCode))
 	}
 	if err := json.Unmarshal(env.Data, out); err != nil {
-		return fmt.Errorf("decode response: %w", err)
+		return apiclient.Mark(ErrUnexpectedResponse, apiclient.Unexpected("decode %d answer: %w", resp.StatusCode, err))
 	}
 	return nil
 }

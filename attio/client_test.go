@@ -91,11 +91,17 @@ func TestNewClientRejectsBadInput(t *testing.T) {
 			t.Errorf("base %q: err = %v, want ErrInvalidRequest", base, err)
 		}
 	}
-	if _, err := NewClient("t", WithRetry(0, time.Second, time.Second)); !errors.Is(err, ErrInvalidRequest) {
-		t.Errorf("retry 0 attempts: err = %v", err)
+	if _, err := NewClient("t", WithMaxRetries(-1)); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("negative retries: err = %v", err)
 	}
-	if _, err := NewClient("t", WithRetry(3, time.Second, time.Millisecond)); !errors.Is(err, ErrInvalidRequest) {
-		t.Errorf("retry max < base: err = %v", err)
+	if _, err := NewClient("t", WithMaxRetries(21)); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("absurd retries: err = %v", err)
+	}
+	if _, err := NewClient("t", WithBackoff(time.Second, time.Millisecond)); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("backoff cap < base: err = %v", err)
+	}
+	if _, err := NewClient("t", WithBackoff(0, time.Second)); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("zero backoff: err = %v", err)
 	}
 	if _, err := NewClient("t", WithHTTPClient(nil)); !errors.Is(err, ErrInvalidRequest) {
 		t.Errorf("nil http client: err = %v", err)
@@ -221,7 +227,7 @@ func TestAPIErrorsAndSentinels(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// One attempt: this test is about parsing, not retrying.
-			client, mux, _ := setup(t, WithRetry(1, time.Millisecond, time.Millisecond))
+			client, mux, _ := setup(t, WithMaxRetries(0), WithBackoff(time.Millisecond, time.Millisecond))
 			mux.HandleFunc("GET /webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
 				for k, v := range tc.header {
 					w.Header().Set(k, v)
@@ -260,7 +266,7 @@ func TestAPIErrorsAndSentinels(t *testing.T) {
 }
 
 func TestGetRetries429HonouringHTTPDateRetryAfter(t *testing.T) {
-	client, mux, slept := setup(t, WithRetry(3, 100*time.Millisecond, time.Minute))
+	client, mux, slept := setup(t, WithMaxRetries(2), WithBackoff(100*time.Millisecond, time.Minute))
 	var calls int
 	mux.HandleFunc("GET /webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		calls++
@@ -284,7 +290,7 @@ func TestGetRetries429HonouringHTTPDateRetryAfter(t *testing.T) {
 }
 
 func TestGetRetries5xxAndNetworkErrorsWithJitteredBackoff(t *testing.T) {
-	client, mux, slept := setup(t, WithRetry(4, 100*time.Millisecond, 250*time.Millisecond))
+	client, mux, slept := setup(t, WithMaxRetries(3), WithBackoff(100*time.Millisecond, 250*time.Millisecond))
 	var calls int
 	mux.HandleFunc("GET /webhooks", func(w http.ResponseWriter, r *http.Request) {
 		calls++
@@ -303,14 +309,14 @@ func TestGetRetries5xxAndNetworkErrorsWithJitteredBackoff(t *testing.T) {
 		t.Errorf("calls %d waits %v, want %v", calls, got, want)
 	}
 
-	// A server that is gone: the GET is attempted maxAttempts times, then fails.
+	// A server that is gone: the GET is retried twice (three attempts), then fails.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	dead, err := NewClient(testToken, WithBaseURL("http://"+addr+"/v2"), WithRetry(3, time.Millisecond, time.Millisecond))
+	dead, err := NewClient(testToken, WithBaseURL("http://"+addr+"/v2"), WithMaxRetries(2), WithBackoff(time.Millisecond, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +329,7 @@ func TestGetRetries5xxAndNetworkErrorsWithJitteredBackoff(t *testing.T) {
 }
 
 func TestRetryAfterLongerThanMaxIsNotWaited(t *testing.T) {
-	client, mux, slept := setup(t, WithRetry(3, time.Millisecond, 10*time.Second))
+	client, mux, slept := setup(t, WithMaxRetries(2), WithBackoff(time.Millisecond, 10*time.Second))
 	var calls int
 	mux.HandleFunc("GET /webhooks", func(w http.ResponseWriter, r *http.Request) {
 		calls++
@@ -340,7 +346,7 @@ func TestRetryAfterLongerThanMaxIsNotWaited(t *testing.T) {
 func TestWritesAreNeverRetried(t *testing.T) {
 	for _, method := range []string{"POST", "PATCH", "DELETE"} {
 		t.Run(method, func(t *testing.T) {
-			client, mux, slept := setup(t, WithRetry(5, time.Millisecond, time.Second))
+			client, mux, slept := setup(t, WithMaxRetries(4), WithBackoff(time.Millisecond, time.Second))
 			var calls int
 			h := func(w http.ResponseWriter, r *http.Request) {
 				calls++
@@ -369,7 +375,7 @@ func TestWritesAreNeverRetried(t *testing.T) {
 }
 
 func TestContextCancelStopsRetries(t *testing.T) {
-	client, mux, _ := setup(t, WithRetry(5, time.Millisecond, time.Second))
+	client, mux, _ := setup(t, WithMaxRetries(4), WithBackoff(time.Millisecond, time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	var calls int
 	mux.HandleFunc("GET /webhooks", func(w http.ResponseWriter, r *http.Request) {
@@ -392,10 +398,10 @@ func TestSuccessWithoutDataIsAnError(t *testing.T) {
 	mux.HandleFunc("GET /webhooks", func(w http.ResponseWriter, r *http.Request) {
 		writeJSONBody(w, 200, `<html>`)
 	})
-	if _, _, err := client.Webhooks.Get(context.Background(), "w1"); err == nil || !strings.Contains(err.Error(), `no "data"`) {
+	if _, _, err := client.Webhooks.Get(context.Background(), "w1"); !errors.Is(err, ErrUnexpectedResponse) || !strings.Contains(err.Error(), `no "data"`) {
 		t.Errorf("unwrapped answer: err = %v", err)
 	}
-	if _, _, err := client.Webhooks.List(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "decode response") {
+	if _, _, err := client.Webhooks.List(context.Background(), nil); !errors.Is(err, ErrUnexpectedResponse) || !strings.Contains(err.Error(), "not JSON") {
 		t.Errorf("html answer: err = %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/crmhook/crmhook/internal/dispatch"
 )
@@ -22,17 +21,16 @@ import (
 // exist for an event.
 var ErrNoHandler = errors.New("attio: no handler for event")
 
-// Registry maps event types to the Go type their events decode into. It
-// keeps its own locked map rather than a dispatch.Registry because the
-// package's white-box tests read mu and decoders directly.
+// Registry maps event types to the Go type their events decode into. It is
+// safe for concurrent use. The zero value is an empty registry, ready to
+// use; a nil *Registry decodes like an empty one.
 type Registry struct {
-	mu       sync.RWMutex
-	decoders map[EventType]dispatch.Decoder[Event]
+	core dispatch.Registry[EventType, Event]
 }
 
 // NewRegistry returns a registry that knows every type of AllEventTypes.
 func NewRegistry() *Registry {
-	r := &Registry{decoders: map[EventType]dispatch.Decoder[Event]{}}
+	r := &Registry{}
 	Register[RecordEvent](r, RecordCreated, RecordUpdated, RecordDeleted, RecordMerged)
 	Register[ListEntryEvent](r, ListEntryCreated, ListEntryUpdated, ListEntryDeleted)
 	Register[ListEvent](r, ListCreated, ListUpdated, ListDeleted)
@@ -47,19 +45,14 @@ func NewRegistry() *Registry {
 }
 
 // DefaultRegistry is used by Event.DecodeBody and by routers made without
-// WithRegistry.
+// WithRegistry (or with WithRegistry(nil)).
 var DefaultRegistry = NewRegistry()
 
 // Register makes events of the given types decode into *T, replacing any
 // earlier registration (use it for new Attio event types, or your own
-// richer structs).
+// richer structs). r must not be nil.
 func Register[T any](r *Registry, types ...EventType) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	dec := dispatch.Boxed(decodeEvent[T])
-	for _, t := range types {
-		r.decoders[t] = dec
-	}
+	r.core.Set(dispatch.Boxed(decodeEvent[T]), types...)
 }
 
 // Decode returns the event decoded into its registered type (a pointer, e.g.
@@ -69,13 +62,23 @@ func (r *Registry) Decode(ev *Event) (any, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: nil event", ErrInvalidPayload)
 	}
-	r.mu.RLock()
-	dec, ok := r.decoders[ev.Type]
-	r.mu.RUnlock()
+	if r == nil {
+		return ev.Raw, nil
+	}
+	dec, ok := r.core.Lookup(ev.Type)
 	if !ok {
 		return ev.Raw, nil
 	}
 	return dec(ev)
+}
+
+// known reports whether t has a registration.
+func (r *Registry) known(t EventType) bool {
+	if r == nil {
+		return false
+	}
+	_, ok := r.core.Lookup(t)
+	return ok
 }
 
 // decodeEvent decodes the whole event into T and runs T's Validate, if any.
@@ -88,12 +91,13 @@ func decodeEvent[T any](ev *Event) (T, error) {
 		return v, fmt.Errorf("%w: %s: %s", ErrInvalidPayload, ev.Type, typeErrorText(err))
 	}
 	if err := validateValue(&v); err != nil {
-		return v, fmt.Errorf("%s: %w", ev.Type, err)
+		return v, errorf("%s: %w", ev.Type, err)
 	}
 	return v, nil
 }
 
-// Router calls the handler registered for each event's type.
+// Router calls the handler registered for each event's type. It is safe for
+// concurrent use.
 type Router struct {
 	registry *Registry
 	core     dispatch.Router[EventType, Event]
@@ -102,16 +106,22 @@ type Router struct {
 // RouterOption configures a Router.
 type RouterOption func(*Router)
 
-// WithRegistry sets the registry used by handlers registered as On[any].
+// WithRegistry sets the registry used by handlers registered as On[any]. A
+// nil registry leaves DefaultRegistry in place.
 func WithRegistry(reg *Registry) RouterOption {
 	return func(r *Router) { r.registry = reg }
 }
 
-// NewRouter returns an empty router.
+// NewRouter returns an empty router. Nil options are skipped.
 func NewRouter(opts ...RouterOption) *Router {
 	r := &Router{registry: DefaultRegistry}
 	for _, o := range opts {
-		o(r)
+		if o != nil {
+			o(r)
+		}
+	}
+	if r.registry == nil {
+		r.registry = DefaultRegistry
 	}
 	return r
 }
@@ -126,8 +136,14 @@ func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, bo
 	r.core.Handle(t, dispatch.Typed(r.decodeAny, decodeEvent[T], h))
 }
 
-// decodeAny is what On[any] handlers receive: the registry's decoding.
-func (r *Router) decodeAny(ev *Event) (any, error) { return r.registry.Decode(ev) }
+// decodeAny is what On[any] handlers receive: the registry's decoding
+// (DefaultRegistry's for a zero Router).
+func (r *Router) decodeAny(ev *Event) (any, error) {
+	if r.registry == nil {
+		return DefaultRegistry.Decode(ev)
+	}
+	return r.registry.Decode(ev)
+}
 
 // Fallback sets the handler for events no On handler takes.
 func (r *Router) Fallback(h func(ctx context.Context, ev *Event) error) {
@@ -155,7 +171,7 @@ func (r *Router) DispatchDelivery(ctx context.Context, d *Delivery) error {
 	}
 	for i, ev := range d.Events {
 		if err := r.Dispatch(ctx, ev); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
+			return errorf("event %d: %w", i, err)
 		}
 	}
 	return nil

@@ -134,10 +134,7 @@ func TestRegistryCustomTypesAndUnknown(t *testing.T) {
 	}
 	// The default registry knows every type.
 	for _, typ := range AllEventTypes() {
-		DefaultRegistry.mu.RLock()
-		_, ok := DefaultRegistry.decoders[typ]
-		DefaultRegistry.mu.RUnlock()
-		if !ok {
+		if !DefaultRegistry.known(typ) {
 			t.Errorf("%s not registered", typ)
 		}
 	}
@@ -170,7 +167,7 @@ func TestDispatchDelivery(t *testing.T) {
 		})
 	}
 	err = r.DispatchDelivery(context.Background(), d)
-	if !errors.Is(err, ErrNoHandler) || !strings.HasPrefix(err.Error(), "event 1:") || strings.Join(ids, ",") != "t1" {
+	if !errors.Is(err, ErrNoHandler) || !strings.HasPrefix(err.Error(), "attio: event 1: no handler") || strings.Join(ids, ",") != "t1" {
 		t.Errorf("err %v ids %v", err, ids)
 	}
 }

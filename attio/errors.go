@@ -25,9 +25,15 @@ var (
 )
 
 // ErrInvalidRequest is wrapped by the checks the client makes before sending
-// anything (an empty id, a target URL that is not https, no subscriptions…).
-// It is distinct from ErrValidation, which is Attio's own 400 answer.
+// anything (an empty id, a target URL that is not https, no subscriptions, a
+// bad option…). It is distinct from ErrValidation, which is Attio's own 400
+// answer.
 var ErrInvalidRequest = errors.New("attio: invalid request")
+
+// ErrUnexpectedResponse is wrapped when a 2xx answer is not the JSON the
+// call expects: not JSON at all (an HTML page from a proxy), an empty or
+// truncated body, no "data", or data of the wrong shape.
+var ErrUnexpectedResponse = errors.New("attio: unexpected response")
 
 // APIError is a non-2xx answer from the Attio API. Attio's error bodies are
 // {"status_code", "type", "code", "message"}; when a body is not that (an HTML
@@ -43,6 +49,11 @@ type APIError struct {
 	// Body is a short snippet of the raw answer with the API token redacted,
 	// kept for debugging; it is not part of Error().
 	Body string
+	// RequestID is the X-Request-Id (or Request-Id) header, worth quoting to
+	// Attio support; empty when the answer has none.
+	RequestID string
+	// Response is the HTTP response; its body has been read and closed.
+	Response *http.Response
 }
 
 func (e *APIError) Error() string {
@@ -59,6 +70,9 @@ func (e *APIError) Error() string {
 	}
 	if e.RetryAfter > 0 {
 		b.WriteString("; retry after " + e.RetryAfter.Round(time.Second).String())
+	}
+	if e.RequestID != "" {
+		b.WriteString(" (request id " + e.RequestID + ")")
 	}
 	return b.String()
 }
@@ -95,7 +109,13 @@ const (
 // newAPIError builds the error for a non-2xx answer. token is redacted from
 // everything kept, in case a proxy echoes the request back.
 func newAPIError(resp *http.Response, body []byte, token string, retryAfter time.Duration) *APIError {
-	e := &APIError{StatusCode: resp.StatusCode, RetryAfter: retryAfter}
+	redact := apiclient.NewRedactor(token)
+	e := &APIError{
+		StatusCode: resp.StatusCode,
+		RetryAfter: retryAfter,
+		RequestID:  redact.Secrets(apiclient.RequestID(resp.Header)),
+		Response:   resp,
+	}
 	var payload struct {
 		StatusCode json.RawMessage `json:"status_code"`
 		Type       string          `json:"type"`
@@ -105,14 +125,32 @@ func newAPIError(resp *http.Response, body []byte, token string, retryAfter time
 	if json.Unmarshal(body, &payload) == nil {
 		e.Type, e.Code, e.Message = payload.Type, payload.Code, payload.Message
 	}
-	redact := apiclient.NewRedactor(token)
 	e.Body = redact.Secrets(apiclient.Snippet(body, maxBodySnippet))
 	// Not Attio's JSON: say what came back instead of nothing.
 	e.Message = apiclient.MessageOr(apiclient.OneLine(redact.Secrets(e.Message), maxMessageChars), e.Body, maxMessageChars)
 	return e
 }
 
-// requestError labels an error from one API call.
+// requestError labels an error from one API call: "attio: <op>: …".
 func requestError(op string, err error) error {
-	return fmt.Errorf("attio: %s: %w", op, err)
+	return errorf("%s: %w", op, err)
 }
+
+// errorf is fmt.Errorf (%w allowed, several times) for a message that names
+// the package once, at its start, however many of the wrapped errors carry
+// their own "attio: " prefix. The result unwraps to everything fmt.Errorf
+// wrapped.
+func errorf(format string, args ...any) error {
+	err := fmt.Errorf(format, args...)
+	return &labelledError{msg: pkgPrefix + strings.ReplaceAll(err.Error(), pkgPrefix, ""), err: err}
+}
+
+const pkgPrefix = "attio: "
+
+type labelledError struct {
+	msg string
+	err error
+}
+
+func (e *labelledError) Error() string { return e.msg }
+func (e *labelledError) Unwrap() error { return e.err }

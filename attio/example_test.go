@@ -5,11 +5,75 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/crmhook/crmhook/attio"
 )
+
+// A complete Attio receiver: NewHandler checks the method, Content-Type,
+// size and signature, parses the delivery and hands each event to the
+// router, answering Attio with the statuses it expects.
+func ExampleNewHandler() {
+	router := attio.NewRouter()
+	attio.On(router, attio.RecordCreated, func(ctx context.Context, ev *attio.Event, rec attio.RecordEvent) error {
+		fmt.Println("record created:", rec.ID.RecordID)
+		return nil // an error answers 500, so Attio retries
+	})
+	handler, err := attio.NewHandler([]string{"secret-from-webhooks-create"}, router)
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(handler) // in production: http.ListenAndServe(":8080", handler)
+	defer srv.Close()
+
+	fmt.Println(postAsAttio(srv.URL, "secret-from-webhooks-create"))
+	// Output:
+	// record created: r1
+	// 200 OK
+}
+
+// postAsAttio sends a delivery the way Attio does and returns the status.
+func postAsAttio(url, secret string) string {
+	body := `{"webhook_id":"wh1","events":[{"event_type":"record.created","id":{"workspace_id":"w","object_id":"o","record_id":"r1"},"actor":{"type":"api-token","id":"t"}}]}`
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	attio.SignRequestHeaders(req.Header, []byte(body), secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	return resp.Status
+}
+
+// ParseRequest is the request-level check for receivers that answer
+// themselves: each failure has its own sentinel.
+func ExampleParseRequest() {
+	secrets := []string{"secret-from-webhooks-create"}
+	http.HandleFunc("POST /hooks/attio", func(w http.ResponseWriter, r *http.Request) {
+		d, err := attio.ParseRequest(r, secrets)
+		switch {
+		case errors.Is(err, attio.ErrUnsupportedMediaType):
+			w.WriteHeader(http.StatusUnsupportedMediaType)
+		case errors.Is(err, attio.ErrBodyTooLarge):
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+		case errors.Is(err, attio.ErrTooOld), errors.Is(err, attio.ErrTooNew):
+			w.WriteHeader(http.StatusBadRequest) // authentic, outside the window; d holds it
+		case errors.Is(err, attio.ErrVerification):
+			w.WriteHeader(http.StatusUnauthorized)
+		case err != nil:
+			w.WriteHeader(http.StatusBadRequest)
+		default:
+			for _, ev := range d.Events {
+				log.Println("received", ev.Type)
+			}
+			io.WriteString(w, `{"ok":true}`)
+		}
+	})
+}
 
 // A receiver verifies the signature on the raw body before parsing it.
 func ExampleVerify() {

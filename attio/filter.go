@@ -94,11 +94,10 @@ func (f *Filter) list() (string, []Condition) {
 	return "$and", f.And
 }
 
-// MarshalJSON encodes f as {"$and":[…]} or {"$or":[…]}.
-func (f *Filter) MarshalJSON() ([]byte, error) {
-	if f == nil {
-		return []byte("null"), nil
-	}
+// MarshalJSON encodes f as {"$and":[…]} or {"$or":[…]}. It has a value
+// receiver so that a Filter value encodes the same as a *Filter; a nil
+// *Filter encodes as null (encoding/json handles the nil pointer).
+func (f Filter) MarshalJSON() ([]byte, error) {
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
@@ -161,7 +160,7 @@ func (f *Filter) Match(event map[string]any) bool {
 func (f *Filter) MatchJSON(event []byte) (bool, error) {
 	var m map[string]any
 	if err := json.Unmarshal(event, &m); err != nil {
-		return false, fmt.Errorf("attio: filter match: %w", err)
+		return false, errorf("filter match: %w", err)
 	}
 	return f.Match(m), nil
 }

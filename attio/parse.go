@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -41,7 +42,7 @@ func (e *MissingKeyError) Is(target error) bool {
 // becomes a one-event delivery with an empty WebhookID). The rules are those
 // of ParseDelivery and ParseEvent.
 func Parse(raw []byte) (*Delivery, error) {
-	obj, err := readObject(raw)
+	obj, err := readObject(raw, "")
 	if err != nil {
 		return nil, err
 	}
@@ -58,45 +59,91 @@ func Parse(raw []byte) (*Delivery, error) {
 		}
 		return &Delivery{Events: []*Event{ev}}, nil
 	default:
+		// A key such as "Events" or "EVENT_TYPE" is refused for what it is.
+		if err := obj.checkCase(deliveryKeys, ""); err != nil {
+			return nil, err
+		}
+		if err := obj.checkCase(eventKeys, ""); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: neither a delivery (events) nor an event (event_type)", &MissingKeyError{Key: "events"})
 	}
 }
 
-// ParseDelivery parses what Attio POSTs: exactly one JSON object with no
-// duplicate keys, a non-empty string "webhook_id" and a non-empty array
-// "events" of event objects, each following ParseEvent's rules. Other keys
-// are allowed (Attio may add some).
+// ParseDelivery parses what Attio POSTs: exactly one JSON object with a
+// non-empty string "webhook_id" and a non-empty array "events" of event
+// objects, each following ParseEvent's rules. No key may appear twice, and
+// no key may differ from a key this package reads ("webhook_id", "events")
+// only by case: encoding/json matches keys case-insensitively, so a
+// consumer decoding the same bytes would otherwise read another value than
+// this parser did. Other keys, in any order, are allowed (Attio may add
+// some).
 func ParseDelivery(raw []byte) (*Delivery, error) {
-	obj, err := readObject(raw)
+	obj, err := readObject(raw, "")
 	if err != nil {
 		return nil, err
 	}
 	return deliveryFrom(obj)
 }
 
-// ParseEvent parses one event object: exactly one JSON object with no
-// duplicate keys, a non-empty string "event_type" and an object "id".
-// "actor", when present, is an object of strings (or nulls);
-// "parent_object_id" and "parent_record_id", when present, are strings or
-// null. Unknown event types and extra keys are kept.
+// ParseEvent parses one event object: exactly one JSON object with a
+// non-empty string "event_type" and an object "id". "actor", when present,
+// is an object of strings (or nulls); "parent_object_id" and
+// "parent_record_id", when present, are strings or null. Unknown event
+// types and extra keys are kept. In the event, its "id" and its "actor", no
+// key may appear twice, and no key may differ only by case from a key this
+// package reads there (event_type, id, actor, parent_object_id, the id keys
+// of the typed ids such as record_id, …), for the reason ParseDelivery
+// gives.
 func ParseEvent(raw []byte) (*Event, error) {
-	obj, err := readObject(raw)
+	obj, err := readObject(raw, "")
 	if err != nil {
 		return nil, err
 	}
 	return eventFrom(obj, raw, "")
 }
 
+// The keys this package reads at each level of a delivery. A key differing
+// from one of them only by case is refused at that level.
+var (
+	deliveryKeys = []string{"webhook_id", "events"}
+	// eventKeys: the shared keys, then the family keys of the typed events.
+	eventKeys = []string{"event_type", "id", "actor", "parent_object_id", "parent_record_id",
+		"duplicate_object_id", "duplicate_record_id", "thread_id", "object_id", "record_id", "list_id", "entry_id"}
+	idKeys = []string{"workspace_id", "object_id", "record_id", "attribute_id", "list_id", "entry_id",
+		"note_id", "comment_id", "task_id", "workspace_member_id", "meeting_id", "call_recording_id"}
+	actorKeys = []string{"type", "id"}
+)
+
 // object is a JSON object read key by key, so duplicates can be refused
 // (encoding/json silently keeps the last).
 type object struct {
 	fields map[string]json.RawMessage
+	keys   []string // in document order
 }
 
-func readObject(raw []byte) (*object, error) {
+// at names a location for an error message: "" for the top level.
+func at(where string) string {
+	if where == "" {
+		return ""
+	}
+	return " in " + where
+}
+
+// join appends a key to a location path.
+func join(where, key string) string {
+	if where == "" {
+		return key
+	}
+	return where + "." + key
+}
+
+// readObject reads exactly one JSON object and refuses duplicate keys.
+// where names the object in error messages ("events[0]", "events[0].id").
+func readObject(raw []byte, where string) (*object, error) {
 	if !utf8.Valid(raw) {
 		// JSON is UTF-8 (RFC 8259); Go's decoder would quietly replace bad bytes.
-		return nil, fmt.Errorf("%w: not UTF-8", ErrInvalidJSON)
+		return nil, fmt.Errorf("%w: not UTF-8%s", ErrInvalidJSON, at(where))
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	tok, err := dec.Token()
@@ -107,7 +154,10 @@ func readObject(raw []byte) (*object, error) {
 		return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidPayload)
+		if where == "" {
+			return nil, fmt.Errorf("%w: not a JSON object", ErrInvalidPayload)
+		}
+		return nil, fmt.Errorf("%w: %s is not a JSON object", ErrInvalidPayload, where)
 	}
 	obj := &object{fields: map[string]json.RawMessage{}}
 	for dec.More() {
@@ -124,9 +174,10 @@ func readObject(raw []byte) (*object, error) {
 			return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
 		}
 		if _, dup := obj.fields[key]; dup {
-			return nil, fmt.Errorf("%w: duplicate key %s", ErrInvalidPayload, quoteKey(key))
+			return nil, fmt.Errorf("%w: duplicate key %s%s", ErrInvalidPayload, quoteKey(key), at(where))
 		}
 		obj.fields[key] = val
+		obj.keys = append(obj.keys, key)
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return nil, fmt.Errorf("%w: %s", ErrInvalidJSON, syntaxText(err))
@@ -137,7 +188,26 @@ func readObject(raw []byte) (*object, error) {
 	return obj, nil
 }
 
+// checkCase refuses a key that differs from one of known only by case, with
+// the case folding encoding/json uses to match keys to struct fields
+// (strings.EqualFold: Unicode simple folding, so "K" (U+212A KELVIN SIGN)
+// matches "k"). It applies wherever the key stands, whether or not the
+// known key is present too.
+func (o *object) checkCase(known []string, where string) error {
+	for _, key := range o.keys {
+		for _, k := range known {
+			if key != k && strings.EqualFold(key, k) {
+				return fmt.Errorf("%w: key %s differs from %q only by case%s", ErrInvalidPayload, quoteKey(key), k, at(where))
+			}
+		}
+	}
+	return nil
+}
+
 func deliveryFrom(obj *object) (*Delivery, error) {
+	if err := obj.checkCase(deliveryKeys, ""); err != nil {
+		return nil, err
+	}
 	d := &Delivery{}
 	wid, ok := obj.fields["webhook_id"]
 	if !ok {
@@ -163,11 +233,11 @@ func deliveryFrom(obj *object) (*Delivery, error) {
 	d.Events = make([]*Event, 0, len(items))
 	for i, item := range items {
 		prefix := "events[" + strconv.Itoa(i) + "]"
-		eobj, err := readObject(item)
+		eobj, err := readObject(item, prefix)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", prefix, err)
+			return nil, err
 		}
-		ev, err := eventFrom(eobj, item, prefix+".")
+		ev, err := eventFrom(eobj, item, prefix)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +246,16 @@ func deliveryFrom(obj *object) (*Delivery, error) {
 	return d, nil
 }
 
-func eventFrom(obj *object, raw []byte, prefix string) (*Event, error) {
+// eventFrom checks and lifts out an event's shared keys. where is the
+// event's location ("events[0]", or "" for a bare event).
+func eventFrom(obj *object, raw []byte, where string) (*Event, error) {
+	if err := obj.checkCase(eventKeys, where); err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if where != "" {
+		prefix = where + "."
+	}
 	ev := &Event{Raw: bytes.Clone(bytes.TrimSpace(raw))}
 	t, ok := obj.fields["event_type"]
 	if !ok {
@@ -198,14 +277,31 @@ func eventFrom(obj *object, raw []byte, prefix string) (*Event, error) {
 	if kind(id) != '{' {
 		return nil, fmt.Errorf("%w: %sid must be an object", ErrInvalidPayload, prefix)
 	}
+	idObj, err := readObject(id, join(where, "id"))
+	if err != nil {
+		return nil, err
+	}
+	if err := idObj.checkCase(idKeys, join(where, "id")); err != nil {
+		return nil, err
+	}
 	ev.ID = bytes.Clone(id)
 
 	if a, ok := obj.fields["actor"]; ok && kind(a) != 'n' {
+		if kind(a) != '{' {
+			return nil, fmt.Errorf("%w: %sactor must be an object of strings", ErrInvalidPayload, prefix)
+		}
+		actorObj, err := readObject(a, join(where, "actor"))
+		if err != nil {
+			return nil, err
+		}
+		if err := actorObj.checkCase(actorKeys, join(where, "actor")); err != nil {
+			return nil, err
+		}
 		var actor struct {
 			Type *string `json:"type"`
 			ID   *string `json:"id"`
 		}
-		if kind(a) != '{' || json.Unmarshal(a, &actor) != nil {
+		if json.Unmarshal(a, &actor) != nil {
 			return nil, fmt.Errorf("%w: %sactor must be an object of strings", ErrInvalidPayload, prefix)
 		}
 		if actor.Type != nil {
@@ -215,7 +311,11 @@ func eventFrom(obj *object, raw []byte, prefix string) (*Event, error) {
 			ev.Actor.ID = *actor.ID
 		}
 	}
-	for key, dst := range map[string]*string{"parent_object_id": &ev.ParentObjectID, "parent_record_id": &ev.ParentRecordID} {
+	for _, key := range []string{"parent_object_id", "parent_record_id"} {
+		dst := &ev.ParentObjectID
+		if key == "parent_record_id" {
+			dst = &ev.ParentRecordID
+		}
 		v, ok := obj.fields[key]
 		if !ok || kind(v) == 'n' {
 			continue

@@ -378,6 +378,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"event_type":"x","id":{},"actor":null,"parent_object_id":null}`))
 	f.Add([]byte(`{"a":1,"a":2}`))
 	f.Add([]byte(`{`))
+	f.Add([]byte(`{"webhook_id":"w","events":[{"event_type":"x","id":{},"Event_Type":"y"}]}`))
+	f.Add([]byte(`{"webhook_id":"w","Webhook_ID":"v","events":[{"event_type":"x","id":{"record_id":"a","RECORD_ID":"b"}}]}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, err := Parse(raw)
 		if err != nil {
@@ -389,7 +391,25 @@ func FuzzParse(f *testing.F) {
 		if len(d.Events) == 0 {
 			t.Fatal("a parsed delivery has no events")
 		}
+		// A consumer decoding the same bytes with encoding/json (which
+		// matches keys case-insensitively) reads what Parse read.
+		var lax struct {
+			WebhookID string `json:"webhook_id"`
+		}
+		if d.WebhookID != "" && (json.Unmarshal(raw, &lax) != nil || lax.WebhookID != d.WebhookID) {
+			t.Fatalf("encoding/json reads webhook_id %q, Parse %q", lax.WebhookID, d.WebhookID)
+		}
 		for _, ev := range d.Events {
+			var laxEv struct {
+				EventType string `json:"event_type"`
+				Actor     struct {
+					Type *string `json:"type"`
+				} `json:"actor"`
+			}
+			if json.Unmarshal(ev.Raw, &laxEv) != nil || laxEv.EventType != string(ev.Type) ||
+				(laxEv.Actor.Type != nil && *laxEv.Actor.Type != ev.Actor.Type) {
+				t.Fatalf("encoding/json reads another event than Parse: %q vs %q", laxEv.EventType, ev.Type)
+			}
 			if ev.Type == "" || len(ev.ID) == 0 || ev.ID[0] != '{' || !json.Valid(ev.Raw) {
 				t.Fatalf("invalid event accepted: %+v", ev)
 			}

@@ -25,14 +25,15 @@ const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 )
 
-// DefaultTolerance is how far an X-Attio-Timestamp may be from now, either way.
+// DefaultTolerance is how far an X-Attio-Timestamp may be from now, on each
+// side, unless options say otherwise.
 const DefaultTolerance = 5 * time.Minute
 
-// Verification errors. All but ErrNoSecrets wrap ErrVerification, so a
-// receiver can answer 401 for errors.Is(err, ErrVerification) except
-// ErrTooOld and ErrTooNew, which Verify returns only for a signature that is
-// authentic (the window is checked after the signature), so the delivery
-// can be kept as a rejection.
+// Verification errors. All but ErrNoSecrets and ErrInvalidOption wrap
+// ErrVerification, so a receiver can answer 401 for errors.Is(err,
+// ErrVerification) except ErrTooOld and ErrTooNew, which Verify returns only
+// for a signature that is authentic (the window is checked after the
+// signature), so the delivery can be kept as a rejection.
 var (
 	ErrVerification = errors.New("attio: signature verification failed")
 	ErrNotSigned    = fmt.Errorf("%w: no %s or %s header", ErrVerification, HeaderSignature, HeaderSignatureLegacy)
@@ -41,50 +42,163 @@ var (
 	ErrTooNew       = fmt.Errorf("%w: timestamp too far in the future", ErrVerification)
 	// ErrNoSecrets is a configuration error: nothing to verify against.
 	ErrNoSecrets = errors.New("attio: no webhook secrets to verify with")
+	// ErrInvalidOption is a configuration error: an option with a value
+	// that means nothing, such as a zero or negative tolerance. Verify and
+	// ParseRequest return it before looking at the request; NewHandler
+	// returns it too (and for a nil router).
+	ErrInvalidOption = errors.New("attio: invalid option")
 )
 
+// verifyConfig is what the options set. Each side of the timestamp window
+// is either a positive bound or off; off is a flag, never a zero duration.
 type verifyConfig struct {
-	tolerance time.Duration
-	now       func() time.Time
+	maxAge, maxFuture     time.Duration
+	noMaxAge, noMaxFuture bool
+	maxBody               int64 // ParseRequest and Handler only
+	now                   func() time.Time
+	err                   error // the first invalid option
 }
 
-// VerifyOption configures Verify.
+func (c *verifyConfig) refuse(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+	}
+}
+
+// newVerifyConfig applies opts over the defaults, skipping nil options.
+func newVerifyConfig(opts []VerifyOption) (verifyConfig, error) {
+	cfg := verifyConfig{maxAge: DefaultTolerance, maxFuture: DefaultTolerance, maxBody: DefaultMaxBodyBytes, now: time.Now}
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	return cfg, cfg.err
+}
+
+// VerifyOption configures Verify, ParseRequest and Handler. The window
+// options apply only to the timestamped variant (see Verify); when several
+// set the same side of the window, the last one wins.
 type VerifyOption func(*verifyConfig)
 
-// WithTolerance sets how far X-Attio-Timestamp may be from now, either way
-// (default DefaultTolerance). It applies only to the timestamped variant.
+// WithTolerance sets how far X-Attio-Timestamp may be from now, on each
+// side (default DefaultTolerance). d must be positive: a zero or negative
+// tolerance makes Verify return ErrInvalidOption. Use WithoutTolerance to
+// skip the window.
 func WithTolerance(d time.Duration) VerifyOption {
-	return func(c *verifyConfig) { c.tolerance = d }
+	return func(c *verifyConfig) {
+		if d <= 0 {
+			c.refuse("WithTolerance(%s): the tolerance must be positive (WithoutTolerance skips the timestamp window)", d)
+			return
+		}
+		c.maxAge, c.maxFuture, c.noMaxAge, c.noMaxFuture = d, d, false, false
+	}
 }
 
-// WithNow replaces the clock, for tests.
+// WithMaxAge sets how far X-Attio-Timestamp may be in the past (default
+// DefaultTolerance), leaving the future side as it is. d must be positive
+// (else ErrInvalidOption); WithoutMaxAge skips this side.
+func WithMaxAge(d time.Duration) VerifyOption {
+	return func(c *verifyConfig) {
+		if d <= 0 {
+			c.refuse("WithMaxAge(%s): the bound must be positive (WithoutMaxAge skips it)", d)
+			return
+		}
+		c.maxAge, c.noMaxAge = d, false
+	}
+}
+
+// WithMaxFuture sets how far X-Attio-Timestamp may be in the future
+// (default DefaultTolerance), leaving the past side as it is. d must be
+// positive (else ErrInvalidOption); WithoutMaxFuture skips this side.
+func WithMaxFuture(d time.Duration) VerifyOption {
+	return func(c *verifyConfig) {
+		if d <= 0 {
+			c.refuse("WithMaxFuture(%s): the bound must be positive (WithoutMaxFuture skips it)", d)
+			return
+		}
+		c.maxFuture, c.noMaxFuture = d, false
+	}
+}
+
+// WithoutTolerance skips the timestamp window on both sides: a timestamped
+// signature is accepted whatever its X-Attio-Timestamp, as long as the
+// signature itself verifies. (Stripe's ConstructEventIgnoringTolerance is
+// the same idea.)
+func WithoutTolerance() VerifyOption {
+	return func(c *verifyConfig) { c.noMaxAge, c.noMaxFuture = true, true }
+}
+
+// WithoutMaxAge skips the past side of the window: a timestamp however old
+// is accepted. The future side stays as it is.
+func WithoutMaxAge() VerifyOption {
+	return func(c *verifyConfig) { c.noMaxAge = true }
+}
+
+// WithoutMaxFuture skips the future side of the window: a timestamp however
+// far ahead is accepted. The past side stays as it is.
+func WithoutMaxFuture() VerifyOption {
+	return func(c *verifyConfig) { c.noMaxFuture = true }
+}
+
+// WithMaxBodyBytes sets the largest body ParseRequest and Handler read
+// (default DefaultMaxBodyBytes); Verify, which is given the body, ignores
+// it. n must be positive (else ErrInvalidOption).
+func WithMaxBodyBytes(n int64) VerifyOption {
+	return func(c *verifyConfig) {
+		if n <= 0 {
+			c.refuse("WithMaxBodyBytes(%d): the limit must be positive", n)
+			return
+		}
+		c.maxBody = n
+	}
+}
+
+// WithNow replaces the clock, for tests. A nil clock makes Verify return
+// ErrInvalidOption.
 func WithNow(now func() time.Time) VerifyOption {
-	return func(c *verifyConfig) { c.now = now }
+	return func(c *verifyConfig) {
+		if now == nil {
+			c.refuse("WithNow(nil)")
+			return
+		}
+		c.now = now
+	}
 }
 
 // Verify checks that body was signed by Attio with one of secrets (several
-// are accepted at once while a webhook's secret is being rotated).
+// are accepted at once while a webhook's secret is being rotated). Nil
+// options are skipped; an invalid one makes Verify return ErrInvalidOption
+// without looking at the request.
 //
 // The signature is Attio-Signature (or the identical X-Attio-Signature):
 // the hex HMAC-SHA256 of the raw body keyed with the secret's bytes; no
 // timestamp is signed. When X-Attio-Timestamp is present, a signature over
 // timestamp + "." + body is accepted too, and only if the timestamp (Unix
-// seconds) is within the tolerance of now; otherwise ErrTooOld or ErrTooNew.
-// The plain signature is accepted whatever that header says: it does not
-// cover the header, so checking the header would not add any protection.
-// Replays are handled by deduplication on Idempotency-Key, not here.
+// seconds) is within the window: at most DefaultTolerance (or the
+// configured bound) in the past, else ErrTooOld, and in the future, else
+// ErrTooNew; WithoutTolerance, WithoutMaxAge and WithoutMaxFuture skip a
+// side. The plain signature is accepted whatever that header says: it does
+// not cover the header, so checking the header would not add any
+// protection. Replays are handled by deduplication on Idempotency-Key, not
+// here.
 //
+// Each value of either header, with surrounding whitespace trimmed, is a
+// candidate, and is considered only if it is exactly 64 lowercase hex
+// digits, which is what Attio sends: upper- or mixed-case hex, a prefix
+// such as "sha256=", or any other length never matches (ErrBadSignature).
 // Every candidate is compared with every secret in constant time
-// (hmac.Equal), without stopping at the first match. Whitespace around the
-// header value is ignored. Hex is compared as decoded bytes, so upper-case
-// hex is accepted: the case of hex digits carries no information about the
-// MAC, and refusing it would only break deliveries through proxies that
-// normalise headers, without making forgery any harder.
+// (hmac.Equal), without stopping at the first match.
 func Verify(body []byte, h http.Header, secrets []string, opts ...VerifyOption) error {
-	cfg := verifyConfig{tolerance: DefaultTolerance, now: time.Now}
-	for _, o := range opts {
-		o(&cfg)
+	cfg, err := newVerifyConfig(opts)
+	if err != nil {
+		return err
 	}
+	return cfg.verify(body, h, secrets)
+}
+
+// verify is Verify with the options applied (and valid).
+func (cfg *verifyConfig) verify(body []byte, h http.Header, secrets []string) error {
 	keys := make([][]byte, 0, len(secrets))
 	for i, s := range secrets {
 		if s == "" {
@@ -145,20 +259,34 @@ func Verify(body []byte, h http.Header, secrets []string, opts ...VerifyOption) 
 	case plainOK > 0:
 		return nil
 	case stampedOK > 0:
-		now := cfg.now().Unix()
-		tol := int64(cfg.tolerance / time.Second)
-		switch { // written so that no extreme timestamp can overflow
-		case ts < now-tol:
-			return ErrTooOld
-		case ts > now+tol:
-			return ErrTooNew
-		}
-		return nil
+		return cfg.checkWindow(ts)
 	case tsText != "" && !hasTS:
 		return fmt.Errorf("%w (and %s is not an integer)", ErrBadSignature, HeaderTimestamp)
 	default:
 		return ErrBadSignature
 	}
+}
+
+// checkWindow applies the window to a timestamp in Unix seconds. Bounds are
+// rounded up to whole seconds, the timestamp's resolution, and the
+// arithmetic is written so that no extreme timestamp can overflow.
+func (c *verifyConfig) checkWindow(ts int64) error {
+	now := c.now().Unix()
+	if !c.noMaxAge && ts < now-ceilSeconds(c.maxAge) {
+		return ErrTooOld
+	}
+	if !c.noMaxFuture && ts > now+ceilSeconds(c.maxFuture) {
+		return ErrTooNew
+	}
+	return nil
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
 }
 
 func computeMAC(key, prefix, body []byte) []byte {

@@ -252,7 +252,7 @@ func validateSubscriptions(subs []Subscription) error {
 			return fmt.Errorf("%w: subscriptions[%d]: empty event type", ErrInvalidRequest, i)
 		}
 		if err := sub.Filter.Validate(); err != nil {
-			return fmt.Errorf("%w: subscriptions[%d] (%s): %w", ErrInvalidRequest, i, sub.EventType, err)
+			return errorf("%w: subscriptions[%d] (%s): %w", ErrInvalidRequest, i, sub.EventType, err)
 		}
 	}
 	return nil

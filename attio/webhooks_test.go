@@ -93,7 +93,7 @@ func TestAllIteratesEveryPage(t *testing.T) {
 }
 
 func TestAllYieldsErrorOnce(t *testing.T) {
-	client, mux, _ := setup(t, WithRetry(1, 1, 1))
+	client, mux, _ := setup(t, WithMaxRetries(0), WithBackoff(1, 1))
 	mux.HandleFunc("GET /webhooks", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("offset") == "" {
 			writeJSONBody(w, 200, `{"data":[{"id":{"webhook_id":"a"}},{"id":{"webhook_id":"b"}}]}`)

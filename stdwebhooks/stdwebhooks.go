@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,8 +32,13 @@ const (
 // SecretPrefix marks a base64 secret in the specification's format.
 const SecretPrefix = "whsec_"
 
-// DefaultTolerance is how far a timestamp may be from now, either way.
+// DefaultTolerance is how far a timestamp may be from now, on each side,
+// unless options say otherwise.
 const DefaultTolerance = 5 * time.Minute
+
+// DefaultMaxBodyBytes is the largest body VerifyRequest reads unless
+// WithMaxBodyBytes says otherwise (1 MiB).
+const DefaultMaxBodyBytes = 1 << 20
 
 // Errors returned by Verify. All of them wrap ErrVerification.
 var (
@@ -44,6 +50,22 @@ var (
 	ErrBadSignature     = fmt.Errorf("%w: no signature matches", ErrVerification)
 )
 
+// Errors returned by VerifyRequest before the signature is looked at. They
+// do not wrap ErrVerification.
+var (
+	// ErrMethodNotAllowed: the request is not a POST (answer 405 with
+	// Allow: POST).
+	ErrMethodNotAllowed = errors.New("stdwebhooks: method not allowed (want POST)")
+	// ErrBodyTooLarge: the body is over the verifier's limit (answer 413).
+	ErrBodyTooLarge = errors.New("stdwebhooks: request body too large")
+	// ErrReadBody: the body could not be read whole (answer 400).
+	ErrReadBody = errors.New("stdwebhooks: cannot read request body")
+)
+
+// ErrInvalidOption is returned by NewVerifier for an option with a value
+// that means nothing, such as a zero or negative tolerance.
+var ErrInvalidOption = errors.New("stdwebhooks: invalid verifier option")
+
 // ErrInvalidSecret is returned for a secret that is not base64 (with or
 // without the whsec_ prefix) or is too short to be safe.
 var ErrInvalidSecret = errors.New("stdwebhooks: invalid secret")
@@ -52,14 +74,18 @@ var ErrInvalidSecret = errors.New("stdwebhooks: invalid secret")
 const minKeyBytes = 16
 
 // DecodeSecret turns "whsec_<base64>" (or bare base64) into key bytes.
-func DecodeSecret(secret string) ([]byte, error) {
+func DecodeSecret(secret string) ([]byte, error) { return decodeSecret(secret, "") }
+
+// decodeSecret is DecodeSecret with where ("secret 1: ") naming the secret
+// in errors, after the package prefix. Errors never quote the secret.
+func decodeSecret(secret, where string) ([]byte, error) {
 	b64 := strings.TrimPrefix(secret, SecretPrefix)
 	key, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not base64", ErrInvalidSecret)
+		return nil, fmt.Errorf("%w: %snot base64", ErrInvalidSecret, where)
 	}
 	if len(key) < minKeyBytes {
-		return nil, fmt.Errorf("%w: %d bytes, want at least %d", ErrInvalidSecret, len(key), minKeyBytes)
+		return nil, fmt.Errorf("%w: %s%d bytes, want at least %d", ErrInvalidSecret, where, len(key), minKeyBytes)
 	}
 	return key, nil
 }
@@ -108,41 +134,171 @@ func (s *Signer) SetHeaders(h http.Header, id string, ts time.Time, body []byte)
 // Verifier checks incoming messages against one or more keys; several keys
 // are active at once while a secret is being rotated.
 type Verifier struct {
-	keys      [][]byte
-	tolerance time.Duration
-	now       func() time.Time
+	keys [][]byte
+	// Each side of the timestamp window is a positive bound or off; off is
+	// a flag, never a zero duration.
+	maxAge, maxFuture     time.Duration
+	noMaxAge, noMaxFuture bool
+	maxBody               int64
+	now                   func() time.Time
+	err                   error // the first invalid option, returned by NewVerifier
 }
 
-// VerifierOption configures a Verifier.
+func (v *Verifier) refuse(format string, args ...any) {
+	if v.err == nil {
+		v.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+	}
+}
+
+// VerifierOption configures a Verifier. When several set the same side of
+// the timestamp window, the last one wins.
 type VerifierOption func(*Verifier)
 
-// WithTolerance sets how far the timestamp may be from now, either way.
-func WithTolerance(d time.Duration) VerifierOption { return func(v *Verifier) { v.tolerance = d } }
+// WithTolerance sets how far the timestamp may be from now, on each side
+// (default DefaultTolerance). d must be positive: NewVerifier refuses zero
+// or a negative d with ErrInvalidOption. WithoutTolerance skips the window.
+func WithTolerance(d time.Duration) VerifierOption {
+	return func(v *Verifier) {
+		if d <= 0 {
+			v.refuse("WithTolerance(%s): the tolerance must be positive (WithoutTolerance skips the timestamp window)", d)
+			return
+		}
+		v.maxAge, v.maxFuture, v.noMaxAge, v.noMaxFuture = d, d, false, false
+	}
+}
 
-// WithNow replaces the clock, for tests.
-func WithNow(now func() time.Time) VerifierOption { return func(v *Verifier) { v.now = now } }
+// WithMaxAge sets how far the timestamp may be in the past (default
+// DefaultTolerance), leaving the future side as it is. d must be positive
+// (else ErrInvalidOption); WithoutMaxAge skips this side.
+func WithMaxAge(d time.Duration) VerifierOption {
+	return func(v *Verifier) {
+		if d <= 0 {
+			v.refuse("WithMaxAge(%s): the bound must be positive (WithoutMaxAge skips it)", d)
+			return
+		}
+		v.maxAge, v.noMaxAge = d, false
+	}
+}
 
-// NewVerifier returns a Verifier accepting a signature made with any of secrets.
+// WithMaxFuture sets how far the timestamp may be in the future (default
+// DefaultTolerance), leaving the past side as it is. d must be positive
+// (else ErrInvalidOption); WithoutMaxFuture skips this side.
+func WithMaxFuture(d time.Duration) VerifierOption {
+	return func(v *Verifier) {
+		if d <= 0 {
+			v.refuse("WithMaxFuture(%s): the bound must be positive (WithoutMaxFuture skips it)", d)
+			return
+		}
+		v.maxFuture, v.noMaxFuture = d, false
+	}
+}
+
+// WithoutTolerance skips the timestamp window on both sides: a message is
+// accepted whatever its webhook-timestamp (which must still be an integer),
+// as long as its signature verifies. (Stripe's
+// ConstructEventIgnoringTolerance is the same idea.)
+func WithoutTolerance() VerifierOption {
+	return func(v *Verifier) { v.noMaxAge, v.noMaxFuture = true, true }
+}
+
+// WithoutMaxAge skips the past side of the window: a timestamp however old
+// is accepted. The future side stays as it is.
+func WithoutMaxAge() VerifierOption { return func(v *Verifier) { v.noMaxAge = true } }
+
+// WithoutMaxFuture skips the future side of the window: a timestamp however
+// far ahead is accepted. The past side stays as it is.
+func WithoutMaxFuture() VerifierOption { return func(v *Verifier) { v.noMaxFuture = true } }
+
+// WithMaxBodyBytes sets the largest body VerifyRequest reads (default
+// DefaultMaxBodyBytes). n must be positive (else ErrInvalidOption).
+func WithMaxBodyBytes(n int64) VerifierOption {
+	return func(v *Verifier) {
+		if n <= 0 {
+			v.refuse("WithMaxBodyBytes(%d): the limit must be positive", n)
+			return
+		}
+		v.maxBody = n
+	}
+}
+
+// WithNow replaces the clock, for tests. NewVerifier refuses a nil clock
+// with ErrInvalidOption.
+func WithNow(now func() time.Time) VerifierOption {
+	return func(v *Verifier) {
+		if now == nil {
+			v.refuse("WithNow(nil)")
+			return
+		}
+		v.now = now
+	}
+}
+
+// NewVerifier returns a Verifier accepting a signature made with any of
+// secrets. Nil options are skipped; an invalid one is refused with
+// ErrInvalidOption, a bad secret with ErrInvalidSecret.
 func NewVerifier(secrets []string, opts ...VerifierOption) (*Verifier, error) {
 	if len(secrets) == 0 {
 		return nil, fmt.Errorf("%w: no secrets", ErrInvalidSecret)
 	}
-	v := &Verifier{tolerance: DefaultTolerance, now: time.Now}
+	v := &Verifier{maxAge: DefaultTolerance, maxFuture: DefaultTolerance, maxBody: DefaultMaxBodyBytes, now: time.Now}
 	for i, s := range secrets {
-		key, err := DecodeSecret(s)
+		key, err := decodeSecret(s, fmt.Sprintf("secret %d: ", i))
 		if err != nil {
-			return nil, fmt.Errorf("secret %d: %w", i, err)
+			return nil, err
 		}
 		v.keys = append(v.keys, key)
 	}
 	for _, o := range opts {
-		o(v)
+		if o != nil {
+			o(v)
+		}
+	}
+	if v.err != nil {
+		return nil, v.err
 	}
 	return v, nil
 }
 
-// Verify checks the headers and body of one message. Each v1 signature in the header is compared
-// in constant time against every key, and one match is enough.
+// VerifyRequest checks one request and returns its verified body: the
+// method must be POST (else ErrMethodNotAllowed), the body, read through
+// http.MaxBytesReader, at most the verifier's limit (else ErrBodyTooLarge,
+// or ErrReadBody when it cannot be read), and the headers and body must
+// pass Verify. When the signature is authentic but the timestamp is outside
+// the window, it returns the body together with ErrTooOld or ErrTooNew, so
+// the caller may keep the message as a rejection; every other error comes
+// with a nil body. The Content-Type is not checked: the scheme signs bytes,
+// whatever they hold. The request body is consumed.
+func (v *Verifier) VerifyRequest(r *http.Request) ([]byte, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: nil request", ErrReadBody)
+	}
+	if r.Method != http.MethodPost {
+		return nil, ErrMethodNotAllowed
+	}
+	var body []byte
+	if r.Body != nil {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, v.maxBody))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, v.maxBody)
+			}
+			return nil, fmt.Errorf("%w: %v", ErrReadBody, err)
+		}
+	}
+	err := v.Verify(body, r.Header)
+	if err != nil && !errors.Is(err, ErrTooOld) && !errors.Is(err, ErrTooNew) {
+		return nil, err
+	}
+	return body, err
+}
+
+// Verify checks the headers and body of one message. Each v1 signature in
+// the header is compared in constant time against every key, without
+// stopping at the first match, and one match is enough. The timestamp
+// window is checked after the signature: ErrTooOld and ErrTooNew mean the
+// message is authentic.
 func (v *Verifier) Verify(body []byte, h http.Header) error {
 	id, tsText, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
 	if id == "" || tsText == "" || sigs == "" {
@@ -178,14 +334,23 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 	}
 	// The window is checked after the signature, so ErrTooOld and ErrTooNew
 	// mean "authentic but stale": a receiver may keep such a message as a
-	// rejection instead of dropping it.
+	// rejection instead of dropping it. Bounds are rounded up to whole
+	// seconds, the timestamp's resolution, and the arithmetic is written so
+	// that no extreme timestamp can overflow.
 	now := v.now().Unix()
-	tol := int64(v.tolerance / time.Second)
-	switch {
-	case ts < now-tol:
+	if !v.noMaxAge && ts < now-ceilSeconds(v.maxAge) {
 		return ErrTooOld
-	case ts > now+tol:
+	}
+	if !v.noMaxFuture && ts > now+ceilSeconds(v.maxFuture) {
 		return ErrTooNew
 	}
 	return nil
+}
+
+func ceilSeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
 }
