@@ -106,13 +106,12 @@ type attioAdapter struct {
 
 func newAttioAdapter(window ReplayWindow, now func() time.Time) attioAdapter {
 	// Only a signature over X-Attio-Timestamp makes the timestamp worth
-	// judging, and only attio.Verify knows which signature matched, so it
-	// applies the window here.
-	tolerance := max(window.MaxAge, window.MaxFuture)
+	// judging, and only attio.Verify knows which signature matched, so the
+	// source's window is handed to it, side by side.
 	if window.Off {
-		tolerance = 1 << 62
+		return attioAdapter{opts: []attio.VerifyOption{attio.WithNow(now), attio.WithoutTolerance()}}
 	}
-	return attioAdapter{opts: []attio.VerifyOption{attio.WithTolerance(tolerance), attio.WithNow(now)}}
+	return attioAdapter{opts: []attio.VerifyOption{attio.WithNow(now), attio.WithMaxAge(window.MaxAge), attio.WithMaxFuture(window.MaxFuture)}}
 }
 
 func (attioAdapter) credentials(secrets, pathSecrets []string) (*credentials, error) {
@@ -166,7 +165,7 @@ type stdAdapter struct {
 func (a stdAdapter) credentials(secrets, pathSecrets []string) (*credentials, error) {
 	// The signature covers webhook-timestamp; the receiver's replay window
 	// judges it after verification, so the verifier's own window is off.
-	v, err := stdwebhooks.NewVerifier(secrets, stdwebhooks.WithTolerance(1<<62), stdwebhooks.WithNow(a.now))
+	v, err := stdwebhooks.NewVerifier(secrets, stdwebhooks.WithoutTolerance(), stdwebhooks.WithNow(a.now))
 	if err != nil {
 		return nil, err
 	}
