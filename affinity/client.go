@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/internal/apiclient"
+	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // DefaultBaseURL is Affinity's API V1 root.
@@ -232,7 +233,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 	target := u.String()
 
 	retrier := apiclient.Retrier{
-		Backoff:   apiclient.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
+		Backoff:   retry.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
 		Retryable: retryableStatus,
 		Now:       c.now,
 		Sleep:     c.sleep,
@@ -297,7 +298,7 @@ func (c *Client) send(ctx context.Context, method, target string, payload []byte
 
 // backoffFor is the full-jitter wait before retry attempt+1.
 func (c *Client) backoffFor(attempt int) time.Duration {
-	return apiclient.Backoff{Base: c.backoff.base, Cap: c.backoff.cap}.Wait(attempt, c.jitter)
+	return retry.Backoff{Base: c.backoff.base, Cap: c.backoff.cap}.Wait(attempt, c.jitter)
 }
 
 // retryableStatus: rate limits and transient server failures. 501 and 505
@@ -323,4 +324,4 @@ func decodeJSON(resp *http.Response, body []byte, out any) error {
 }
 
 // sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error { return apiclient.Sleep(ctx, d) }
+func sleepCtx(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }

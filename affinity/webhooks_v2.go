@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/internal/apiclient"
+	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // Affinity's v2 webhook API (/v2/webhooks) is in beta (API version
@@ -470,7 +471,7 @@ func (c *Client) doV2(ctx context.Context, method, path string, query url.Values
 	target := u.String()
 
 	retrier := apiclient.Retrier{
-		Backoff:   apiclient.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
+		Backoff:   retry.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
 		Retryable: retryableStatus,
 		Now:       c.now,
 		Sleep:     c.sleep,

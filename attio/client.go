@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/internal/apiclient"
+	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // DefaultBaseURL is Attio's REST API v2. Paths such as "/webhooks" are
@@ -53,7 +54,7 @@ type Client struct {
 	httpClient *http.Client
 	userAgent  string
 	maxRetries int // retries after the first attempt, GETs only
-	backoff    apiclient.Backoff
+	backoff    retry.Backoff
 
 	// Seams for tests: the clock (Retry-After dates), the wait between
 	// attempts and the jitter source.
@@ -128,7 +129,7 @@ func WithBackoff(base, cap time.Duration) Option {
 		if base <= 0 || cap < base {
 			return fmt.Errorf("%w: backoff wants 0 < base <= cap", ErrInvalidRequest)
 		}
-		c.backoff = apiclient.Backoff{Base: base, Cap: cap}
+		c.backoff = retry.Backoff{Base: base, Cap: cap}
 		return nil
 	}
 }
@@ -151,7 +152,7 @@ func NewClient(token string, opts ...Option) (*Client, error) {
 		httpClient: &http.Client{Timeout: 30 * time.Second},
 		userAgent:  defaultUserAgent,
 		maxRetries: DefaultMaxRetries,
-		backoff:    apiclient.Backoff{Base: DefaultBackoffBase, Cap: DefaultBackoffCap},
+		backoff:    retry.Backoff{Base: DefaultBackoffBase, Cap: DefaultBackoffCap},
 		now:        time.Now,
 		sleep:      sleepCtx,
 		jitter:     func(n int64) int64 { return rand.Int64N(n) },
@@ -303,4 +304,4 @@ func decodeData(resp *http.Response, body []byte, out any) error {
 }
 
 // sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error { return apiclient.Sleep(ctx, d) }
+func sleepCtx(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }

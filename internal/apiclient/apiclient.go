@@ -14,48 +14,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/retry"
 )
-
-// Backoff is full jitter: retry n (from 0) waits a uniform duration in
-// [0, min(Cap, Base·2^n)].
-type Backoff struct {
-	Base, Cap time.Duration
-}
-
-// Ceiling is the longest wait before retry n (from 0).
-func (b Backoff) Ceiling(n int) time.Duration {
-	ceiling := b.Base
-	// Stop doubling at the cap so a large n cannot overflow.
-	for i := 0; i < n && ceiling < b.Cap; i++ {
-		ceiling *= 2
-	}
-	return min(ceiling, b.Cap)
-}
-
-// Wait draws the wait before retry n from jitter, which returns a uniform
-// value in [0, m) like rand.Int64N.
-func (b Backoff) Wait(n int, jitter func(m int64) int64) time.Duration {
-	return time.Duration(jitter(int64(b.Ceiling(n)) + 1))
-}
-
-// Sleep waits d or until ctx ends, whichever comes first, and returns
-// ctx.Err() in the second case. A d <= 0 only reports whether ctx has ended.
-func Sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // Retrier runs the request loop. Build one per call from the client's
 // current settings; the zero value sends once and never waits.
@@ -63,7 +25,7 @@ type Retrier struct {
 	// MaxRetries is how many times a retryable failure is retried (0: never).
 	// Callers set it to 0 for writes that must not be repeated.
 	MaxRetries int
-	Backoff    Backoff
+	Backoff    retry.Backoff
 	// Retryable says which status codes are worth another attempt.
 	Retryable func(status int) bool
 	// Now is the clock Retry-After dates are read against (time.Now if nil).
@@ -113,7 +75,7 @@ func (r Retrier) Do(ctx context.Context, send Sender) (*Answer, error) {
 		now = time.Now
 	}
 	if sleep == nil {
-		sleep = Sleep
+		sleep = retry.Sleep
 	}
 	if jitter == nil {
 		jitter = func(n int64) int64 { return n - 1 }
@@ -140,7 +102,7 @@ func (r Retrier) Do(ctx context.Context, send Sender) (*Answer, error) {
 		if err != nil || ans.OK() {
 			return ans, err
 		}
-		ans.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), now())
+		ans.RetryAfter = retry.ParseRetryAfter(resp.Header.Get("Retry-After"), now())
 		if attempt >= r.MaxRetries || r.Retryable == nil || !r.Retryable(resp.StatusCode) {
 			return ans, nil
 		}
@@ -191,28 +153,4 @@ func ReadBounded(r io.Reader, limit int64) (data []byte, over bool, err error) {
 		return data[:limit], true, nil
 	}
 	return data, false, nil
-}
-
-// maxRetryAfter bounds a Retry-After in seconds: anything longer is nonsense.
-const maxRetryAfter = 24 * time.Hour
-
-// ParseRetryAfter reads Retry-After as delay-seconds or an HTTP date. Past
-// dates, zero, negative values and junk give zero; seconds are capped at 24h.
-func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
