@@ -26,6 +26,9 @@ const (
 	ProviderAffinity         Provider = "affinity"
 	ProviderAttio            Provider = "attio"
 	ProviderStandardWebhooks Provider = "standard-webhooks"
+	// ProviderCrmhook marks crmhook's own operational events (the
+	// watchdog's findings); their types start with "crmhook.".
+	ProviderCrmhook Provider = "crmhook"
 )
 
 // Event is one provider event as crmhook keeps it. For Attio, whose

@@ -46,6 +46,15 @@ type cloudEventEnvelope struct {
 	ReceivedAt string `json:"crmhookreceivedat,omitempty"`
 }
 
+// cloudEventType is "<provider>.<type>"; crmhook's own events already
+// carry their full type ("crmhook.subscription.reenabled").
+func cloudEventType(ev *crmhook.Event) string {
+	if ev.Provider == crmhook.ProviderCrmhook {
+		return ev.Type
+	}
+	return string(ev.Provider) + "." + ev.Type
+}
+
 // CloudEvent encodes ev as a structured-mode CloudEvents 1.0 JSON document:
 // id is ev.ID, source "/crmhook/<source>", type "<provider>.<type>" (for
 // example "affinity.person.created"), time the provider's timestamp or, when
@@ -60,7 +69,7 @@ func CloudEvent(ev *crmhook.Event) ([]byte, error) {
 		SpecVersion:     "1.0",
 		ID:              ev.ID,
 		Source:          SourcePrefix + url.PathEscape(ev.Source),
-		Type:            string(ev.Provider) + "." + ev.Type,
+		Type:            cloudEventType(ev),
 		Time:            formatTime(eventTime(ev)),
 		DataContentType: "application/json",
 		DedupeKey:       ev.DedupeKey,

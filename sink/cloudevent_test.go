@@ -156,3 +156,23 @@ func TestCloudEventEmptyPayloadHasNoData(t *testing.T) {
 		t.Errorf("data = %s, want none", doc.Data)
 	}
 }
+
+// TestCloudEventTypeOfOperationalEvents: crmhook's own events keep their
+// type as it is, so that `types: ["crmhook.*"]` and the CloudEvent type agree.
+func TestCloudEventTypeOfOperationalEvents(t *testing.T) {
+	ev := &crmhook.Event{ID: "e1", Source: "affinity", Provider: crmhook.ProviderCrmhook, Type: "crmhook.subscription.reenabled",
+		ReceivedAt: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), Payload: []byte(`{"source":"affinity"}`)}
+	b, err := CloudEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || got.Type != "crmhook.subscription.reenabled" {
+		t.Fatalf("type %q (%v), want crmhook.subscription.reenabled", got.Type, err)
+	}
+	if !(crmhook.SinkFilter{Types: []string{"crmhook.*"}}).Match(ev) {
+		t.Error("types: [crmhook.*] does not match an operational event")
+	}
+}
