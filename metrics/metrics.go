@@ -26,7 +26,14 @@ type Metrics struct {
 	commitBatch prometheus.Histogram
 	attempts    *prometheus.CounterVec
 	attemptTime *prometheus.HistogramVec
+	subStatus   *prometheus.GaugeVec
+	gaps        *prometheus.CounterVec
+	gapSeconds  *prometheus.CounterVec
 }
+
+// SubscriptionStatuses are the statuses the subscription gauge reports, one
+// series each: the current one is 1, the others 0.
+var SubscriptionStatuses = []string{"active", "disabled", "degraded", "inactive", "missing"}
 
 // New registers the metrics, plus a collector that reads queue depth and the
 // oldest pending delivery from store at scrape time.
@@ -63,9 +70,18 @@ func New(store crmhook.Store) *Metrics {
 			Name: "crmhook_delivery_seconds", Help: "Time a sink took to answer one attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"sink"}),
+		subStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crmhook_subscription_status", Help: "A declared provider subscription's status at the last watchdog check: 1 for the current status, 0 for the others.",
+		}, []string{"source", "subscription", "status"}),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmhook_subscription_gaps_total", Help: "Spans during which a provider sent nothing because it had disabled or deactivated the subscription, by source.",
+		}, []string{"source"}),
+		gapSeconds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crmhook_subscription_gap_seconds_total", Help: "Seconds of those spans, by source.",
+		}, []string{"source"}),
 	}
 	m.Registry.MustRegister(m.requests, m.stored, m.duplicates, m.rejections, m.probes,
-		m.commitTime, m.commitBatch, m.attempts, m.attemptTime,
+		m.commitTime, m.commitBatch, m.attempts, m.attemptTime, m.subStatus, m.gaps, m.gapSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if store != nil {
 		m.WatchStore(store)
@@ -87,6 +103,23 @@ func (m *Metrics) Stored(source string, n int) { m.stored.WithLabelValues(source
 func (m *Metrics) Duplicate(source string)     { m.duplicates.WithLabelValues(source).Inc() }
 func (m *Metrics) Rejected(source string)      { m.rejections.WithLabelValues(source).Inc() }
 func (m *Metrics) Probe(source string)         { m.probes.WithLabelValues(source).Inc() }
+
+// SubscriptionStatus records a subscription's status (watchdog.Observer).
+func (m *Metrics) SubscriptionStatus(source, subscriptionID, status string) {
+	for _, s := range SubscriptionStatuses {
+		v := 0.0
+		if s == status {
+			v = 1
+		}
+		m.subStatus.WithLabelValues(source, subscriptionID, s).Set(v)
+	}
+}
+
+// Gap counts a span lost at the provider (watchdog.Observer).
+func (m *Metrics) Gap(source string, d time.Duration) {
+	m.gaps.WithLabelValues(source).Inc()
+	m.gapSeconds.WithLabelValues(source).Add(d.Seconds())
+}
 
 // Commit observes one group commit (the store's commit hook).
 func (m *Metrics) Commit(batch int, took time.Duration) {

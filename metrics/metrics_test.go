@@ -93,3 +93,29 @@ crmhook_store_up 0
 		t.Error(err)
 	}
 }
+
+func TestSubscriptionStatusAndGaps(t *testing.T) {
+	m := metrics.New(nil)
+	m.SubscriptionStatus("affinity", "17", "disabled")
+	m.SubscriptionStatus("affinity", "17", "active")
+	m.Gap("affinity", 90*time.Minute)
+	m.Gap("affinity", 30*time.Minute)
+	want := `
+# HELP crmhook_subscription_gap_seconds_total Seconds of those spans, by source.
+# TYPE crmhook_subscription_gap_seconds_total counter
+crmhook_subscription_gap_seconds_total{source="affinity"} 7200
+# HELP crmhook_subscription_gaps_total Spans during which a provider sent nothing because it had disabled or deactivated the subscription, by source.
+# TYPE crmhook_subscription_gaps_total counter
+crmhook_subscription_gaps_total{source="affinity"} 2
+# HELP crmhook_subscription_status A declared provider subscription's status at the last watchdog check: 1 for the current status, 0 for the others.
+# TYPE crmhook_subscription_status gauge
+crmhook_subscription_status{source="affinity",status="active",subscription="17"} 1
+crmhook_subscription_status{source="affinity",status="degraded",subscription="17"} 0
+crmhook_subscription_status{source="affinity",status="disabled",subscription="17"} 0
+crmhook_subscription_status{source="affinity",status="inactive",subscription="17"} 0
+crmhook_subscription_status{source="affinity",status="missing",subscription="17"} 0
+`
+	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), "crmhook_subscription_status", "crmhook_subscription_gaps_total", "crmhook_subscription_gap_seconds_total"); err != nil {
+		t.Error(err)
+	}
+}
