@@ -66,11 +66,10 @@ func (r *Registry) Decode(ev *Event) (any, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: nil event", ErrInvalidPayload)
 	}
-	dec, ok := r.core.Lookup(ev.Type)
-	if !ok {
+	if r == nil {
 		return ev.Body, nil
 	}
-	return dec(ev)
+	return r.core.Decode(ev.Type, ev, ev.Body)
 }
 
 // decodeBody decodes the event's body into T. A JSON null body gives T's
@@ -125,7 +124,9 @@ func WithRegistry(reg *Registry) RouterOption {
 func NewRouter(opts ...RouterOption) *Router {
 	r := &Router{registry: DefaultRegistry}
 	for _, o := range opts {
-		o(r)
+		if o != nil {
+			o(r)
+		}
 	}
 	if r.registry == nil {
 		r.registry = DefaultRegistry
@@ -157,8 +158,9 @@ func (r *Router) Fallback(h func(ctx context.Context, ev *Event) error) {
 }
 
 // Dispatch runs the handler for ev.Type, else the fallback. With neither it
-// returns an error wrapping ErrNoHandler. Handler errors are returned as they
-// are.
+// returns an error wrapping ErrNoHandler that quotes the type, worded as the
+// attio package's: affinity: no handler for event "deal.closed". Handler
+// errors are returned as they are.
 //
 // The sample.webhook probe is not an event: it runs only a handler
 // registered for it with On(r, SampleWebhook, …), never the fallback, and
@@ -172,8 +174,5 @@ func (r *Router) Dispatch(ctx context.Context, ev *Event) error {
 	if ev.Type == SampleWebhook && !r.probeHandled.Load() {
 		return nil
 	}
-	if h := r.core.Route(ev.Type); h != nil {
-		return h(ctx, ev)
-	}
-	return fmt.Errorf("%w %s", ErrNoHandler, quoteEnvelopeKey(string(ev.Type)))
+	return r.core.Dispatch(ctx, ev.Type, ev, ErrNoHandler)
 }

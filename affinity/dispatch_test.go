@@ -95,6 +95,25 @@ func TestRouterFallbackAndNoHandler(t *testing.T) {
 	}
 }
 
+// An unrouted event's type is quoted as the attio package quotes it: %q,
+// cut to 64 runes.
+func TestNoHandlerErrorQuotesTheType(t *testing.T) {
+	r := NewRouter()
+	ctx := context.Background()
+	err := r.Dispatch(ctx, dispatchEvent(t, "foo.bar", `{}`))
+	if !errors.Is(err, ErrNoHandler) || err.Error() != `affinity: no handler for event "foo.bar"` {
+		t.Errorf("got %v", err)
+	}
+	err = r.Dispatch(ctx, dispatchEvent(t, "say \"hi\"\tnow", `{}`))
+	if err == nil || err.Error() != `affinity: no handler for event "say \"hi\"\tnow"` {
+		t.Errorf("got %v", err)
+	}
+	err = r.Dispatch(ctx, dispatchEvent(t, EventType(strings.Repeat("é", 70)), `{}`))
+	if want := `affinity: no handler for event "` + strings.Repeat("é", 64) + `…"`; err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
 func TestRouterHandlerErrorAndDecodeError(t *testing.T) {
 	r := NewRouter()
 	boom := errors.New("boom")
@@ -288,5 +307,20 @@ func TestRouterConcurrentUse(t *testing.T) {
 	wg.Wait()
 	if count != 400 {
 		t.Errorf("count %d", count)
+	}
+}
+
+// TestRouterAndRegistryNilSafety: nil options are skipped and a nil
+// registry decodes to the raw body, as in the attio package.
+func TestRouterAndRegistryNilSafety(t *testing.T) {
+	r := NewRouter(nil, WithRegistry(nil))
+	ev := &Event{Type: "x.unknown", Body: []byte(`{"a":1}`)}
+	if err := r.Dispatch(context.Background(), ev); !errors.Is(err, ErrNoHandler) {
+		t.Errorf("Dispatch on a router built with nil options: %v, want ErrNoHandler", err)
+	}
+	var reg *Registry
+	got, err := reg.Decode(ev)
+	if raw, ok := got.(json.RawMessage); err != nil || !ok || string(raw) != `{"a":1}` {
+		t.Errorf("nil registry Decode = %v %v, want the raw body", got, err)
 	}
 }

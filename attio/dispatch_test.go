@@ -1,16 +1,21 @@
-package attio
+package attio_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/crmhook/crmhook/attio"
 )
 
-func mustEvent(t *testing.T, raw string) *Event {
+// The dispatch tests use the package's public API only.
+
+func mustEvent(t *testing.T, raw string) *attio.Event {
 	t.Helper()
-	ev, err := ParseEvent([]byte(raw))
+	ev, err := attio.ParseEvent([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,22 +23,22 @@ func mustEvent(t *testing.T, raw string) *Event {
 }
 
 func TestRouterTypedHandlers(t *testing.T) {
-	r := NewRouter()
+	r := attio.NewRouter()
 	var got []string
-	On(r, RecordUpdated, func(ctx context.Context, ev *Event, body RecordEvent) error {
+	attio.On(r, attio.RecordUpdated, func(ctx context.Context, ev *attio.Event, body attio.RecordEvent) error {
 		got = append(got, "value:"+body.ID.RecordID+"/"+body.ID.AttributeID)
 		return nil
 	})
-	On(r, NoteCreated, func(ctx context.Context, ev *Event, body *NoteEvent) error {
+	attio.On(r, attio.NoteCreated, func(ctx context.Context, ev *attio.Event, body *attio.NoteEvent) error {
 		got = append(got, "pointer:"+body.ID.NoteID+"@"+body.ParentRecordID)
 		return nil
 	})
-	On(r, TaskCreated, func(ctx context.Context, ev *Event, body json.RawMessage) error {
+	attio.On(r, attio.TaskCreated, func(ctx context.Context, ev *attio.Event, body json.RawMessage) error {
 		got = append(got, "raw:"+string(body)[:13])
 		return nil
 	})
-	On(r, ListCreated, func(ctx context.Context, ev *Event, body any) error {
-		le, ok := body.(*ListEvent)
+	attio.On(r, attio.ListCreated, func(ctx context.Context, ev *attio.Event, body any) error {
+		le, ok := body.(*attio.ListEvent)
 		if !ok {
 			t.Errorf("On[any] got %T", body)
 			return nil
@@ -59,48 +64,48 @@ func TestRouterTypedHandlers(t *testing.T) {
 }
 
 func TestRouterDecodeErrorSkipsHandler(t *testing.T) {
-	r := NewRouter()
+	r := attio.NewRouter()
 	called := false
-	On(r, RecordCreated, func(ctx context.Context, ev *Event, body RecordEvent) error {
+	attio.On(r, attio.RecordCreated, func(ctx context.Context, ev *attio.Event, body attio.RecordEvent) error {
 		called = true
 		return nil
 	})
 	// record_id missing: the handler must not see a half-empty id.
 	err := r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"record.created","id":{"workspace_id":"w","object_id":"o"}}`))
-	var mk *MissingKeyError
-	if !errors.As(err, &mk) || mk.Key != "id.record_id" || !errors.Is(err, ErrParse) || called {
+	var mk *attio.MissingKeyError
+	if !errors.As(err, &mk) || mk.Key != "id.record_id" || !errors.Is(err, attio.ErrParse) || called {
 		t.Errorf("err %v called %v", err, called)
 	}
 	// Wrong types in the id are a parse error too.
 	err = r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"record.created","id":{"workspace_id":"w","object_id":"o","record_id":5}}`))
-	if !errors.Is(err, ErrInvalidPayload) || called {
+	if !errors.Is(err, attio.ErrInvalidPayload) || called {
 		t.Errorf("err %v", err)
 	}
 	// record.merged needs the duplicate.
 	err = r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"record.merged","id":{"workspace_id":"w","object_id":"o","record_id":"r"}}`))
-	if !errors.Is(err, ErrNoHandler) {
+	if !errors.Is(err, attio.ErrNoHandler) {
 		t.Errorf("no handler for merged: %v", err)
 	}
-	if _, err := DefaultRegistry.Decode(mustEvent(t, `{"event_type":"record.merged","id":{"workspace_id":"w","object_id":"o","record_id":"r"}}`)); !errors.As(err, &mk) || mk.Key != "duplicate_record_id" {
+	if _, err := attio.DefaultRegistry.Decode(mustEvent(t, `{"event_type":"record.merged","id":{"workspace_id":"w","object_id":"o","record_id":"r"}}`)); !errors.As(err, &mk) || mk.Key != "duplicate_record_id" {
 		t.Errorf("merged without duplicate: %v", err)
 	}
 }
 
 func TestRouterFallbackAndNoHandler(t *testing.T) {
-	r := NewRouter()
+	r := attio.NewRouter()
 	ev := mustEvent(t, `{"event_type":"deal.exploded","id":{"x":"y"}}`)
 	err := r.Dispatch(context.Background(), ev)
-	if !errors.Is(err, ErrNoHandler) || !strings.Contains(err.Error(), "deal.exploded") {
+	if !errors.Is(err, attio.ErrNoHandler) || !strings.Contains(err.Error(), "deal.exploded") {
 		t.Errorf("err %v", err)
 	}
-	var seen EventType
-	r.Fallback(func(ctx context.Context, ev *Event) error { seen = ev.Type; return nil })
+	var seen attio.EventType
+	r.Fallback(func(ctx context.Context, ev *attio.Event) error { seen = ev.Type; return nil })
 	if err := r.Dispatch(context.Background(), ev); err != nil || seen != "deal.exploded" {
 		t.Errorf("fallback: %v %q", err, seen)
 	}
 	// Handler errors come back untouched.
 	boom := errors.New("boom")
-	On(r, "deal.exploded", func(ctx context.Context, ev *Event, body map[string]any) error {
+	attio.On(r, "deal.exploded", func(ctx context.Context, ev *attio.Event, body map[string]any) error {
 		if body["id"].(map[string]any)["x"] != "y" {
 			t.Errorf("map body %v", body)
 		}
@@ -109,20 +114,20 @@ func TestRouterFallbackAndNoHandler(t *testing.T) {
 	if err := r.Dispatch(context.Background(), ev); err != boom {
 		t.Errorf("err %v", err)
 	}
-	if err := r.Dispatch(context.Background(), nil); !errors.Is(err, ErrParse) {
+	if err := r.Dispatch(context.Background(), nil); !errors.Is(err, attio.ErrParse) {
 		t.Errorf("nil event: %v", err)
 	}
 }
 
 func TestRegistryCustomTypesAndUnknown(t *testing.T) {
-	reg := NewRegistry()
+	reg := attio.NewRegistry()
 	type Deal struct {
-		EventType EventType `json:"event_type"`
+		EventType attio.EventType `json:"event_type"`
 		ID        struct {
 			DealID string `json:"deal_id"`
 		} `json:"id"`
 	}
-	Register[Deal](reg, "deal.created")
+	attio.Register[Deal](reg, "deal.created")
 	v, err := reg.Decode(mustEvent(t, `{"event_type":"deal.created","id":{"deal_id":"d1"}}`))
 	if d, ok := v.(*Deal); err != nil || !ok || d.ID.DealID != "d1" {
 		t.Errorf("custom: %#v %v", v, err)
@@ -132,16 +137,10 @@ func TestRegistryCustomTypesAndUnknown(t *testing.T) {
 	if raw, ok := v.(json.RawMessage); err != nil || !ok || string(raw) != string(ev.Raw) {
 		t.Errorf("unknown: %#v %v", v, err)
 	}
-	// The default registry knows every type.
-	for _, typ := range AllEventTypes() {
-		if !DefaultRegistry.known(typ) {
-			t.Errorf("%s not registered", typ)
-		}
-	}
 	// WithRegistry changes what On[any] receives.
-	r := NewRouter(WithRegistry(reg))
+	r := attio.NewRouter(attio.WithRegistry(reg))
 	var got any
-	On(r, "deal.created", func(ctx context.Context, ev *Event, body any) error { got = body; return nil })
+	attio.On(r, "deal.created", func(ctx context.Context, ev *attio.Event, body any) error { got = body; return nil })
 	if err := r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"deal.created","id":{"deal_id":"d2"}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -151,32 +150,86 @@ func TestRegistryCustomTypesAndUnknown(t *testing.T) {
 }
 
 func TestDispatchDelivery(t *testing.T) {
-	d, err := Parse([]byte(`{"webhook_id":"w","events":[
+	d, err := attio.Parse([]byte(`{"webhook_id":"w","events":[
 		{"event_type":"task.created","id":{"workspace_id":"w","task_id":"t1"}},
 		{"event_type":"task.deleted","id":{"workspace_id":"w","task_id":"t2"}},
 		{"event_type":"task.updated","id":{"workspace_id":"w","task_id":"t3"}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRouter()
+	r := attio.NewRouter()
 	var ids []string
-	for _, typ := range []EventType{TaskCreated, TaskUpdated} {
-		On(r, typ, func(ctx context.Context, ev *Event, body TaskEvent) error {
+	for _, typ := range []attio.EventType{attio.TaskCreated, attio.TaskUpdated} {
+		attio.On(r, typ, func(ctx context.Context, ev *attio.Event, body attio.TaskEvent) error {
 			ids = append(ids, body.ID.TaskID)
 			return nil
 		})
 	}
 	err = r.DispatchDelivery(context.Background(), d)
-	if !errors.Is(err, ErrNoHandler) || !strings.HasPrefix(err.Error(), "attio: event 1: no handler") || strings.Join(ids, ",") != "t1" {
+	if !errors.Is(err, attio.ErrNoHandler) || !strings.HasPrefix(err.Error(), "attio: event 1: no handler") || strings.Join(ids, ",") != "t1" {
 		t.Errorf("err %v ids %v", err, ids)
 	}
 }
 
 func TestEventTypes(t *testing.T) {
-	if len(OfficialEventTypes()) != 27 || len(AllEventTypes()) != 30 {
-		t.Errorf("%d official, %d all", len(OfficialEventTypes()), len(AllEventTypes()))
+	if len(attio.OfficialEventTypes()) != 27 || len(attio.AllEventTypes()) != 30 {
+		t.Errorf("%d official, %d all", len(attio.OfficialEventTypes()), len(attio.AllEventTypes()))
 	}
-	if !CommentUpdated.Known() || CommentUpdated.Official() || !NoteContentUpdated.Official() || EventType("x.y").Known() {
+	if !attio.CommentUpdated.Known() || attio.CommentUpdated.Official() || !attio.NoteContentUpdated.Official() || attio.EventType("x.y").Known() {
 		t.Error("Known/Official wrong")
+	}
+}
+
+// DefaultRegistry decodes every type of AllEventTypes into its family's
+// struct, never into the raw event as it does for an unregistered type.
+func TestDefaultRegistryKnowsEveryType(t *testing.T) {
+	family := map[string]string{
+		"record":           "*attio.RecordEvent",
+		"list-entry":       "*attio.ListEntryEvent",
+		"list":             "*attio.ListEvent",
+		"list-attribute":   "*attio.ListAttributeEvent",
+		"object-attribute": "*attio.ObjectAttributeEvent",
+		"note":             "*attio.NoteEvent",
+		"note-content":     "*attio.NoteEvent",
+		"comment":          "*attio.CommentEvent",
+		"task":             "*attio.TaskEvent",
+		"workspace-member": "*attio.WorkspaceMemberEvent",
+		"call-recording":   "*attio.CallRecordingEvent",
+	}
+	// One id with every family's keys satisfies every family's Validate.
+	const id = `{"workspace_id":"w","object_id":"o","record_id":"r","list_id":"l","entry_id":"e",` +
+		`"attribute_id":"a","note_id":"n","comment_id":"c","task_id":"t","workspace_member_id":"m",` +
+		`"meeting_id":"mt","call_recording_id":"cr"}`
+	for _, typ := range attio.AllEventTypes() {
+		ev := mustEvent(t, `{"event_type":"`+string(typ)+`","id":`+id+`,"duplicate_object_id":"o","duplicate_record_id":"r0"}`)
+		v, err := attio.DefaultRegistry.Decode(ev)
+		prefix, _, _ := strings.Cut(string(typ), ".")
+		if got := fmt.Sprintf("%T", v); err != nil || got != family[prefix] {
+			t.Errorf("%s decodes to %s (%v), want %s", typ, got, err, family[prefix])
+		}
+		// An id with no keys is refused for every registered type: the
+		// raw event is only for unregistered ones.
+		if _, err := attio.DefaultRegistry.Decode(mustEvent(t, `{"event_type":"`+string(typ)+`","id":{}}`)); !errors.Is(err, attio.ErrMissingKey) {
+			t.Errorf("%s with an empty id: %v", typ, err)
+		}
+	}
+}
+
+// An unrouted event's type is quoted as the affinity package quotes it: %q,
+// cut to 64 runes.
+func TestNoHandlerErrorQuotesTheType(t *testing.T) {
+	r := attio.NewRouter()
+	err := r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"foo.bar","id":{}}`))
+	if !errors.Is(err, attio.ErrNoHandler) || err.Error() != `attio: no handler for event "foo.bar"` {
+		t.Errorf("got %v", err)
+	}
+	err = r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"say \"hi\"\tnow","id":{}}`))
+	if err == nil || err.Error() != `attio: no handler for event "say \"hi\"\tnow"` {
+		t.Errorf("got %v", err)
+	}
+	long := strings.Repeat("é", 70)
+	err = r.Dispatch(context.Background(), mustEvent(t, `{"event_type":"`+long+`","id":{}}`))
+	if want := `attio: no handler for event "` + strings.Repeat("é", 64) + `…"`; err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }

@@ -1,12 +1,15 @@
 // Package dispatch is the generic core of the affinity and attio SDKs'
 // typed event dispatch: a registry of decoders keyed by event type and a
 // router of handlers with a fallback. Each SDK wraps it in its own Registry
-// and Router types, supplies how an event decodes into T, and words its own
-// errors.
+// and Router types, supplies how an event decodes into T and its own error
+// sentinels; the core quotes event types in errors, so both SDKs word an
+// unrouted event the same way.
 package dispatch
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"sync"
 )
 
@@ -56,6 +59,16 @@ func (r *Registry[K, E]) Lookup(t K) (Decoder[E], bool) {
 	return dec, ok
 }
 
+// Decode decodes ev with the decoder registered for t, or returns raw (the
+// SDK's undecoded form of ev) when t has none.
+func (r *Registry[K, E]) Decode(t K, ev *E, raw any) (any, error) {
+	dec, ok := r.Lookup(t)
+	if !ok {
+		return raw, nil
+	}
+	return dec(ev)
+}
+
 // Typed adapts a handler taking the event's value as T into a Handler. When
 // T is the interface any, the value is what decodeAny returns (the registry's
 // view: a registered pointer type, or raw JSON); otherwise decode gives the
@@ -83,7 +96,7 @@ func Typed[E, T any](decodeAny Decoder[E], decode func(*E) (T, error), h func(ct
 
 // Router holds one handler per event type and a fallback. It is safe for
 // concurrent use; the zero value is empty and ready.
-type Router[K comparable, E any] struct {
+type Router[K ~string, E any] struct {
 	mu       sync.RWMutex
 	handlers map[K]Handler[E]
 	fallback Handler[E]
@@ -114,4 +127,28 @@ func (r *Router[K, E]) Route(t K) Handler[E] {
 		return h
 	}
 	return r.fallback
+}
+
+// Dispatch runs the handler for t, else the fallback, and returns its error
+// as it is. With neither it returns noHandler wrapped and followed by t as
+// quote gives it: `attio: no handler for event "foo.bar"`.
+func (r *Router[K, E]) Dispatch(ctx context.Context, t K, ev *E, noHandler error) error {
+	if h := r.Route(t); h != nil {
+		return h(ctx, ev)
+	}
+	return fmt.Errorf("%w %s", noHandler, quote(t))
+}
+
+// maxQuoted is how many runes of an event type quote keeps.
+const maxQuoted = 64
+
+// quote quotes an event type for an error message as %q does, cut to 64
+// runes and marked "…" when longer, so a hostile payload cannot make errors
+// huge.
+func quote[K ~string](t K) string {
+	s := string(t)
+	if r := []rune(s); len(r) > maxQuoted {
+		s = string(r[:maxQuoted]) + "…"
+	}
+	return strconv.Quote(s)
 }

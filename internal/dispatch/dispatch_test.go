@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -57,6 +59,21 @@ func TestRegistrySetReplacesAndLookup(t *testing.T) {
 	}
 	if v, _ := db(ev); fmt.Sprintf("%T", v) != "*map[string]interface {}" {
 		t.Errorf("b (replaced) decodes to %T", v)
+	}
+}
+
+func TestRegistryDecodeRegisteredElseRaw(t *testing.T) {
+	var r Registry[string, event]
+	ev := &event{Type: "a", Raw: json.RawMessage(`{"name":"Ada"}`)}
+	if v, err := r.Decode("a", ev, ev.Raw); err != nil || fmt.Sprintf("%T", v) != "json.RawMessage" {
+		t.Errorf("unregistered: %#v %v", v, err)
+	}
+	r.Set(Boxed(decodeJSON[person]), "a")
+	if v, err := r.Decode("a", ev, ev.Raw); err != nil || v.(*person).Name != "Ada" {
+		t.Errorf("registered: %#v %v", v, err)
+	}
+	if v, err := r.Decode("a", &event{Type: "a", Raw: json.RawMessage(`[1]`)}, "raw"); v != nil || err == nil {
+		t.Errorf("decode error: %#v %v", v, err)
 	}
 }
 
@@ -138,23 +155,67 @@ func TestRouterRoutesHandlerThenFallback(t *testing.T) {
 }
 
 func TestRouterIsSafeForConcurrentUse(t *testing.T) {
-	var r Router[int, event]
+	var r Router[string, event]
 	var reg Registry[int, event]
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			r.Handle(i, func(context.Context, *event) error { return nil })
+			r.Handle(strconv.Itoa(i), func(context.Context, *event) error { return nil })
 			reg.Set(Boxed(decodeJSON[person]), i)
 			for j := range 8 {
-				r.Route(j)
+				r.Route(strconv.Itoa(j))
+				_ = r.Dispatch(context.Background(), strconv.Itoa(j), &event{}, errNoHandler)
 				reg.Lookup(j)
 			}
 		})
 	}
 	wg.Wait()
 	for i := range 8 {
-		if _, ok := reg.Lookup(i); !ok || r.Route(i) == nil {
+		if _, ok := reg.Lookup(i); !ok || r.Route(strconv.Itoa(i)) == nil {
 			t.Errorf("type %d lost", i)
 		}
+	}
+}
+
+var errNoHandler = errors.New("sdk: no handler for event")
+
+// eventType stands for an SDK's named string type of event types.
+type eventType string
+
+func TestDispatchRunsHandlerThenFallbackThenErrs(t *testing.T) {
+	var r Router[eventType, event]
+	ctx := context.Background()
+	err := r.Dispatch(ctx, "foo.bar", &event{Type: "foo.bar"}, errNoHandler)
+	if !errors.Is(err, errNoHandler) || err.Error() != `sdk: no handler for event "foo.bar"` {
+		t.Errorf("no handler: %v", err)
+	}
+	boom := errors.New("boom")
+	var seen []string
+	r.Handle("a", func(ctx context.Context, ev *event) error { seen = append(seen, "a:"+ev.Type); return boom })
+	r.SetFallback(func(ctx context.Context, ev *event) error { seen = append(seen, "fallback:"+ev.Type); return nil })
+	if err := r.Dispatch(ctx, "a", &event{Type: "a"}, errNoHandler); err != boom {
+		t.Errorf("handler error not returned as it is: %v", err)
+	}
+	if err := r.Dispatch(ctx, "foo.bar", &event{Type: "foo.bar"}, errNoHandler); err != nil {
+		t.Errorf("fallback: %v", err)
+	}
+	if fmt.Sprint(seen) != "[a:a fallback:foo.bar]" {
+		t.Errorf("seen %v", seen)
+	}
+}
+
+func TestQuoteIsPercentQCappedAt64Runes(t *testing.T) {
+	for _, s := range []string{"foo.bar", "", `say "hi"\`, "tab\there", "\xff\x00", "é—☃", strings.Repeat("é", 64)} {
+		if got, want := quote(eventType(s)), fmt.Sprintf("%q", s); got != want {
+			t.Errorf("quote(%q) = %s, want %s", s, got, want)
+		}
+	}
+	long := strings.Repeat("a", 60) + "éééé" + "tail"
+	if got, want := quote(long), `"`+strings.Repeat("a", 60)+`éééé…"`; got != want {
+		t.Errorf("long: %s, want %s", got, want)
+	}
+	err := fmt.Errorf("%w %s", errNoHandler, quote(strings.Repeat("x", 10000)))
+	if n := len(err.Error()); n > 100 {
+		t.Errorf("a 10000-byte type gives a %d-byte error", n)
 	}
 }
