@@ -42,6 +42,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.eventsCmd(),
 		c.affinityCmd(),
 		c.attioCmd(),
+		c.subscriptionsCmd(),
 		c.simCmd(),
 		c.versionCmd(),
 	)
