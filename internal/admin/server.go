@@ -42,6 +42,9 @@ type Server struct {
 	Now func() time.Time
 	// Metrics serves /metrics; nil serves none.
 	Metrics http.Handler
+	// Control is the store's control state (subscriptions, gaps); nil when
+	// the store keeps none.
+	Control crmhook.ControlStore
 	// Logger receives the actions taken and the store errors behind 503s,
 	// never payloads.
 	Logger *slog.Logger
@@ -61,8 +64,17 @@ func (m *Server) Handler() http.Handler {
 		m.Notify = func() {}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": true})
+	// Health never fails because a provider disabled a subscription: that
+	// would take the receiver out of its load balancer exactly when it is
+	// needed. The subscriptions' state is in the body for people and probes.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		body := map[string]any{"ok": true}
+		if m.Control != nil {
+			if states, err := m.Control.ListSubscriptionStates(r.Context()); err == nil {
+				body["subscriptions"] = convert(states, subscriptionJSON)
+			}
+		}
+		writeJSON(w, http.StatusOK, body)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Store.Ping(r.Context()); err != nil {
@@ -83,6 +95,7 @@ func (m *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/replay", m.apiReplay)
 	api.HandleFunc("GET /api/rejections", m.apiListRejections)
 	api.HandleFunc("POST /api/rejections/{id}/release", m.apiReleaseRejection)
+	api.HandleFunc("GET /api/subscriptions", m.apiSubscriptions)
 	mux.Handle("/api/", requireToken(m.Token, api))
 	return mux
 }
@@ -207,6 +220,24 @@ func (m *Server) apiListRejections(w http.ResponseWriter, r *http.Request) {
 	writeList(m, w, "rejections", rs, err, func(rj crmhook.Rejection) RejectionJSON {
 		return RejectionJSON{ID: rj.ID, Event: eventJSON(rj.Event, false), Reason: rj.Reason, RejectedAt: rj.RejectedAt, ReleasedAt: timePtr(rj.ReleasedAt)}
 	})
+}
+
+func (m *Server) apiSubscriptions(w http.ResponseWriter, r *http.Request) {
+	if m.Control == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"subscriptions": []SubscriptionJSON{}, "gaps": []GapJSON{}})
+		return
+	}
+	states, err := m.Control.ListSubscriptionStates(r.Context())
+	if err != nil {
+		m.storeError(w, err)
+		return
+	}
+	gaps, err := m.Control.ListGaps(r.Context(), r.URL.Query().Get("source"), 100)
+	if err != nil {
+		m.storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": convert(states, subscriptionJSON), "gaps": convert(gaps, gapJSON)})
 }
 
 func (m *Server) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {

@@ -99,3 +99,31 @@ func ParseWhen(v string, now time.Time) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration like 2h", v)
 }
+
+// SubscriptionJSON is a declared subscription as the watchdog last saw it.
+type SubscriptionJSON struct {
+	Source         string     `json:"source"`
+	SubscriptionID string     `json:"subscription_id"`
+	Status         string     `json:"status"`
+	LastCheckedAt  *time.Time `json:"last_checked_at,omitempty"`
+	LastHealthyAt  *time.Time `json:"last_healthy_at,omitempty"`
+}
+
+// GapJSON is a span a provider sent nothing for.
+type GapJSON struct {
+	ID             int64     `json:"id"`
+	Source         string    `json:"source"`
+	SubscriptionID string    `json:"subscription_id"`
+	From           time.Time `json:"from"`
+	To             time.Time `json:"to"`
+	Seconds        int64     `json:"seconds"`
+}
+
+func subscriptionJSON(s crmhook.SubscriptionState) SubscriptionJSON {
+	return SubscriptionJSON{Source: s.Source, SubscriptionID: s.SubscriptionID, Status: s.Status,
+		LastCheckedAt: timePtr(s.LastCheckedAt), LastHealthyAt: timePtr(s.LastHealthyAt)}
+}
+
+func gapJSON(g crmhook.Gap) GapJSON {
+	return GapJSON{ID: g.ID, Source: g.Source, SubscriptionID: g.SubscriptionID, From: g.From, To: g.To, Seconds: int64(g.To.Sub(g.From).Seconds())}
+}

@@ -24,6 +24,8 @@ import (
 	"github.com/crmhook/crmhook/internal/admin"
 	"github.com/crmhook/crmhook/metrics"
 	"github.com/crmhook/crmhook/receiver"
+	"github.com/crmhook/crmhook/subscription"
+	"github.com/crmhook/crmhook/watchdog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 )
@@ -42,6 +44,9 @@ type Main struct {
 	// freezes it freezes every component. Default time.Now. A Store given
 	// from outside must have been opened with the same clock.
 	Now func() time.Time
+	// SecretsRefresh is how often the secrets kept in the store are
+	// reloaded; default DefaultSecretsRefresh.
+	SecretsRefresh time.Duration
 
 	// ServerTimeouts overrides the public listener's timeouts; zero fields
 	// keep the defaults. End-to-end tests shorten them to prove that slow
@@ -52,6 +57,12 @@ type Main struct {
 	Metrics    *metrics.Metrics
 	Receiver   *receiver.Handler
 	Dispatcher *deliver.Dispatcher
+	// Subscriptions and Watchdog are set when a source declares a
+	// subscription and the watchdog is on.
+	Subscriptions *subscription.Manager
+	Watchdog      *watchdog.Watchdog
+
+	secrets map[string][]string // what each source accepts now (refreshSecrets)
 
 	sinks    []crmhook.Sink
 	route    func(*crmhook.Event) []string // names the sinks whose filter wants an event
@@ -80,6 +91,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	if m.SecretsRefresh <= 0 {
+		m.SecretsRefresh = DefaultSecretsRefresh
+	}
+	m.secrets = make(map[string][]string)
 	if m.Owner == "" {
 		host, _ := os.Hostname()
 		m.Owner = host + ":" + strconv.Itoa(os.Getpid())
@@ -152,6 +167,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The secrets kept in the store count from the first request on.
+	if err := m.refreshSecrets(ctx); err != nil {
+		return fmt.Errorf("app: secrets: %w", err)
+	}
+	if err := m.openWatchdog(); err != nil {
+		return err
+	}
 
 	// The public listener serves /hooks/… and nothing else: the receiver
 	// answers 404 to every other path.
@@ -181,7 +203,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if cfg.Admin.Listen != "off" {
 		api := &admin.Server{
 			Store: m.Store, Releaser: m.Receiver, Notify: m.Dispatcher.Notify, Sinks: sinkNames(cfg.Sinks),
-			Token: cfg.Admin.Token, Now: m.Now, Logger: m.Logger.With("component", "admin"),
+			Token: cfg.Admin.Token, Now: m.Now, Logger: m.Logger.With("component", "admin"), Control: m.controlStore(),
 			Metrics: promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}),
 		}
 		m.admin = &http.Server{
@@ -263,6 +285,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { _ = m.Dispatcher.Run(dctx) })
 	wg.Go(func() { m.prune(dctx) })
+	if m.controlStore() != nil {
+		wg.Go(func() { m.refreshSecretsLoop(dctx) })
+	}
+	if m.Watchdog != nil {
+		wg.Go(func() { m.Watchdog.Run(dctx) })
+	}
 
 	var runErr error
 	select {
