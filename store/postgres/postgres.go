@@ -15,11 +15,19 @@
 //   - claims lease rows chosen with FOR UPDATE SKIP LOCKED, so concurrent
 //     dispatchers never wait on, nor take, each other's rows;
 //   - a commit that makes work due sends a NOTIFY; Subscribe turns it into
-//     wake-ups for every replica's dispatcher, so they need not only poll.
+//     wake-ups for every replica's dispatcher, so they need not only poll;
+//   - a named lease (ControlStore.AcquireLease, for singleton jobs such as
+//     the watchdog) is taken by one INSERT … ON CONFLICT DO UPDATE … WHERE
+//     expired OR own, so that of replicas racing for it exactly one holds it.
 //
 // The store's clock (Config.Now, the host's) decides due-ness, leases and
 // dedupe windows, as in SQLite: replicas' clocks must agree to well within
 // a lease.
+//
+// The files of this package and of store/sqlite share one map: writer.go
+// (group commit), insert.go, queue.go (claims and outcomes, replay),
+// reject.go, query.go (reads and stats), prune.go, control.go
+// (ControlStore), errors.go, migrate.go and scan.go.
 package postgres
 
 import (
@@ -34,6 +42,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -112,14 +121,11 @@ type Store struct {
 	schema  string        // the schema the tables live in
 	channel string        // the NOTIFY channel of this schema
 
-	inserts     chan *insertRequest // unbuffered: "queued" means a caller blocked sending
-	closing     chan struct{}       // closed by Close
+	inserts     *storeutil.Handoff[*insertRequest] // callers to the writer goroutines
+	closing     chan struct{}                      // closed by Close
 	writersDone sync.WaitGroup
 	closed      atomic.Bool
 	closeOnce   sync.Once
-
-	commits      atomic.Int64
-	committedIns atomic.Int64
 
 	listenerDone chan struct{}
 	subsMu       sync.Mutex
@@ -153,12 +159,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("postgres: connect: %w: %w", crmhook.ErrUnavailable, err)
 		}
 	}
+	closing := make(chan struct{})
 	s := &Store{
 		cfg:          cfg,
 		pool:         pool,
 		queue:        queue,
-		inserts:      make(chan *insertRequest),
-		closing:      make(chan struct{}),
+		inserts:      storeutil.NewHandoff[*insertRequest](closing),
+		closing:      closing,
 		listenerDone: make(chan struct{}),
 		subs:         map[*subscription]struct{}{},
 	}
@@ -181,20 +188,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	go s.runListener(listenConn)
 	return s, nil
-}
-
-// OpenURL opens the store a postgres:// URL names, everything else at its default.
-func OpenURL(ctx context.Context, rawURL string) (*Store, error) {
-	return Open(ctx, Config{URL: rawURL})
-}
-
-// Schema is the schema the store's tables live in.
-func (s *Store) Schema() string { return s.schema }
-
-// CommitStats reports how many group commits the writers made and how many
-// inserts they carried.
-func (s *Store) CommitStats() (commits, inserts int64) {
-	return s.commits.Load(), s.committedIns.Load()
 }
 
 // Ping reports whether the database answers.

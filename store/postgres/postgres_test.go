@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/crmhook/crmhook/store/postgres/pgtest"
 	"github.com/crmhook/crmhook/store/storetest"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func open(t *testing.T, url string) *postgres.Store {
@@ -52,7 +54,7 @@ func TestSchemaFromSearchPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "[dedupe_keys deliveries events rejections schema_migrations]"
+	want := "[dedupe_keys deliveries events gaps leases rejections rotations schema_migrations secrets subscription_states]"
 	if got := fmt.Sprint(tables); got != want {
 		t.Errorf("tables in %s = %s, want %s", schema, got, want)
 	}
@@ -102,8 +104,12 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&count); err != nil {
 		t.Fatal(err)
 	}
-	if count != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", count)
+	files, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != len(files) {
+		t.Errorf("schema_migrations has %d rows, want %d", count, len(files))
 	}
 }
 
@@ -314,6 +320,147 @@ func TestBadInsertFailsAlone(t *testing.T) {
 	if err != nil || len(evs) != n-1 {
 		t.Errorf("stored %d events, %v; want %d", len(evs), err, n-1)
 	}
-	commits, inserts := s.CommitStats()
-	t.Logf("%d inserts in %d group commits", inserts, commits)
+}
+
+// Replicas race for one lease through their own stores: exactly one owner
+// holds it, whichever replica asked first.
+func TestLeaseAcrossReplicas(t *testing.T) {
+	url := pgtest.Schema(t)
+	stores := []*postgres.Store{open(t, url), open(t, url), open(t, url)}
+	const perReplica = 12
+	var (
+		mu   sync.Mutex
+		held = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for i := range perReplica * len(stores) {
+		r := i % len(stores)
+		wg.Go(func() {
+			owner := fmt.Sprint("replica-", r)
+			ok, err := stores[r].AcquireLease(t.Context(), "watchdog", owner, time.Minute)
+			if err != nil {
+				t.Errorf("AcquireLease: %v", err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				held[owner]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(held) != 1 {
+		t.Fatalf("owners holding the lease: %v, want exactly one", held)
+	}
+	for owner, n := range held {
+		if n != perReplica {
+			t.Errorf("%s held the lease in %d of its %d calls, want all", owner, n, perReplica)
+		}
+	}
+}
+
+// The store's clock decides when a lease has run out.
+func TestLeaseExpiryByTheStoreClock(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s, err := postgres.Open(t.Context(), postgres.Config{URL: pgtest.Schema(t), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	acquire := func(owner string) bool {
+		t.Helper()
+		held, err := s.AcquireLease(t.Context(), "watchdog", owner, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	if !acquire("a") {
+		t.Fatal("a could not take a free lease")
+	}
+	advance(59 * time.Second)
+	if acquire("b") {
+		t.Fatal("b took the lease a second before it ran out")
+	}
+	advance(time.Second)
+	if !acquire("b") {
+		t.Fatal("b could not take the lease once it ran out by the store's clock")
+	}
+	if acquire("a") {
+		t.Fatal("a took back the lease b holds")
+	}
+}
+
+// LastEventAt can read the end of the (source, received_at) index instead
+// of scanning events.
+func TestLastEventAtUsesTheIndex(t *testing.T) {
+	url := pgtest.Schema(t)
+	s := open(t, url)
+	for range 3 {
+		if _, err := s.Insert(t.Context(), crmhook.NewEvent{Event: crmhook.Event{Source: "attio", Type: "t", Payload: []byte(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	// A table this small would be read whole, index or not: ask whether
+	// the index can serve.
+	if _, err := tx.Exec(t.Context(), `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := tx.Query(t.Context(), `EXPLAIN `+postgres.LastEventAtSQL, "attio")
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "Index Only Scan Backward using events_source_received_at") || strings.Contains(plan, "Seq Scan") {
+		t.Errorf("LastEventAt's plan does not read the end of events_source_received_at:\n%s", plan)
+	}
+}
+
+// An error of a statement on secrets never carries the row Postgres
+// failed on: the secret is one of its columns.
+func TestSecretNotInErrors(t *testing.T) {
+	url := pgtest.Schema(t)
+	s := open(t, url)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	const value = "whsec-do-not-quote-me"
+	// A constraint of the operator's own that this secret breaks: Postgres
+	// reports the failing row in the error's detail.
+	if _, err := conn.Exec(t.Context(), `ALTER TABLE secrets ADD CONSTRAINT not_this_one CHECK (secret <> '`+value+`')`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.PutSecret(t.Context(), crmhook.SourceSecret{Source: "attio", Secret: value})
+	if err == nil {
+		t.Fatal("PutSecret broke a constraint and succeeded")
+	}
+	if errors.Is(err, crmhook.ErrUnavailable) {
+		t.Errorf("a constraint violation: %v, want a request error", err)
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "23514" {
+		t.Errorf("PutSecret's error %v lost its SQLSTATE", err)
+	}
+	if strings.Contains(err.Error(), value) || pe != nil && strings.Contains(fmt.Sprintf("%#v", *pe), value) {
+		t.Errorf("PutSecret's error carries the secret")
+	}
 }

@@ -13,11 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// DefaultListLimit is the Limit of a listing filter that gives none.
-const DefaultListLimit = storeutil.DefaultListLimit
-
-func listLimit(n int) int { return storeutil.ListLimit(n) }
-
 // GetEvent returns an event and its deliveries (in the order of the sinks
 // it was inserted with), read in one snapshot.
 func (s *Store) GetEvent(ctx context.Context, id string) (crmhook.Event, []crmhook.Delivery, error) {
@@ -69,7 +64,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		w.add("received_at < " + w.arg(f.Until))
 	}
 	q := `SELECT ` + eventColumns + ` FROM events WHERE ` + w.String() +
-		` ORDER BY received_at DESC, id DESC LIMIT ` + w.arg(listLimit(f.Limit))
+		` ORDER BY received_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
@@ -127,12 +122,56 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 	w := &where{}
 	deliveryWhere(w, f)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE ` + w.String() +
-		` ORDER BY created_at DESC, id DESC LIMIT ` + w.arg(listLimit(f.Limit))
+		` ORDER BY created_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
 	ds, err := queryDeliveries(ctx, s.pool, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list deliveries", err)
 	}
 	return ds, nil
+}
+
+// where builds a WHERE clause with numbered parameters.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// arg adds a parameter and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return fmt.Sprintf("$%d", len(w.args))
+}
+
+func (w *where) add(cond string) { w.conds = append(w.conds, cond) }
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return "true"
+	}
+	return strings.Join(w.conds, " AND ")
+}
+
+// deliveryWhere turns a filter into conditions on deliveries. Since is
+// inclusive and Until exclusive, both on CreatedAt.
+func deliveryWhere(w *where, f crmhook.DeliveryFilter) {
+	if f.State != "" {
+		w.add("state = " + w.arg(string(f.State)))
+	}
+	if f.Sink != "" {
+		w.add("sink = " + w.arg(f.Sink))
+	}
+	if f.EventID != "" {
+		w.add("event_id = " + w.arg(f.EventID))
+	}
+	if f.Source != "" {
+		w.add("event_id IN (SELECT id FROM events WHERE source = " + w.arg(f.Source) + ")")
+	}
+	if !f.Since.IsZero() {
+		w.add("created_at >= " + w.arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add("created_at < " + w.arg(f.Until))
+	}
 }
 
 type querier interface {
@@ -146,59 +185,6 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 	}
 	defer rows.Close()
 	return storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
-}
-
-// ListRejections lists rejections newest first (by RejectedAt). Since is
-// inclusive, Until exclusive, both on RejectedAt.
-func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) ([]crmhook.Rejection, error) {
-	if err := s.checkOpen("list rejections"); err != nil {
-		return nil, err
-	}
-	w := &where{}
-	if f.ID != 0 {
-		w.add("id = " + w.arg(f.ID))
-	}
-	if f.Source != "" {
-		w.add("source = " + w.arg(f.Source))
-	}
-	if f.Released != nil {
-		if *f.Released {
-			w.add("released_at IS NOT NULL")
-		} else {
-			w.add("released_at IS NULL")
-		}
-	}
-	if !f.Since.IsZero() {
-		w.add("rejected_at >= " + w.arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		w.add("rejected_at < " + w.arg(f.Until))
-	}
-	q := `SELECT ` + rejectionEventColumns + `, id, reason, rejected_at, released_at FROM rejections WHERE ` + w.String() +
-		` ORDER BY rejected_at DESC, id DESC LIMIT ` + w.arg(listLimit(f.Limit))
-	rows, err := s.pool.Query(ctx, q, w.args...)
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	defer rows.Close()
-	rs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Rejection, error) {
-		var (
-			r                  crmhook.Rejection
-			rejected, released *time.Time
-		)
-		ev, err := scanEvent(rows, &r.ID, &r.Reason, &rejected, &released)
-		if err != nil {
-			return crmhook.Rejection{}, err
-		}
-		r.Event = ev
-		r.RejectedAt = fromNull(rejected)
-		r.ReleasedAt = fromNull(released)
-		return r, nil
-	})
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	return rs, nil
 }
 
 // Stats reads the queue's gauges in one statement.
@@ -221,55 +207,4 @@ func (s *Store) Stats(ctx context.Context) (crmhook.Stats, error) {
 	}
 	st.OldestPending = fromNull(oldest)
 	return st, nil
-}
-
-// pruneChunk is how many rows one pruning statement removes: each chunk is
-// its own short transaction, so a large prune holds no locks for long.
-const pruneChunk = 1000
-
-// Prune removes the events received and fully delivered before
-// p.DeliveredBefore (with their deliveries; an event with a pending or dead
-// delivery stays), and the dedupe keys whose window ended before p.Now. A
-// zero time prunes nothing of its kind. It returns how many events it
-// removed. Replicas may prune at once: SKIP LOCKED keeps them off each
-// other's chunks.
-func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
-	if err := s.checkOpen("prune"); err != nil {
-		return 0, err
-	}
-	removed := 0
-	if !p.DeliveredBefore.IsZero() {
-		for {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM events WHERE id IN (
-				SELECT e.id FROM events e
-				WHERE e.received_at < $1
-					AND NOT EXISTS (
-						SELECT 1 FROM deliveries d
-						WHERE d.event_id = e.id
-							AND (d.state <> 'delivered' OR d.delivered_at IS NULL OR d.delivered_at >= $1))
-				LIMIT $2
-				FOR UPDATE SKIP LOCKED)`, p.DeliveredBefore, pruneChunk)
-			if err != nil {
-				return removed, s.fail(ctx, "prune events", err)
-			}
-			n := int(tag.RowsAffected())
-			removed += n
-			if n < pruneChunk {
-				break
-			}
-		}
-	}
-	if !p.Now.IsZero() {
-		for {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM dedupe_keys WHERE key IN (
-				SELECT key FROM dedupe_keys WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`, p.Now, pruneChunk)
-			if err != nil {
-				return removed, s.fail(ctx, "prune dedupe keys", err)
-			}
-			if tag.RowsAffected() < pruneChunk {
-				break
-			}
-		}
-	}
-	return removed, nil
 }

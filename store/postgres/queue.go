@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 )
-
-// DefaultClaimLimit is the Limit of a ClaimParams that gives none.
-const DefaultClaimLimit = storeutil.DefaultClaimLimit
 
 // claimSQL leases due pending deliveries in one statement. FOR UPDATE SKIP
 // LOCKED makes concurrent claimers, in this process or another, pass over
@@ -75,14 +70,7 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(ctx, "claim", err)
 	}
-	// RETURNING does not promise an order.
-	sort.Slice(claims, func(i, j int) bool {
-		a, b := claims[i].Delivery, claims[j].Delivery
-		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
-			return a.NextAttemptAt.Before(b.NextAttemptAt)
-		}
-		return a.ID < b.ID
-	})
+	storeutil.SortClaims(claims)
 	return claims, nil
 }
 
@@ -184,69 +172,4 @@ func (s *Store) Replay(ctx context.Context, f crmhook.DeliveryFilter) (int, erro
 		s.notify(ctx)
 	}
 	return int(tag.RowsAffected()), nil
-}
-
-// where builds a WHERE clause with numbered parameters.
-type where struct {
-	conds []string
-	args  []any
-}
-
-// arg adds a parameter and returns its placeholder.
-func (w *where) arg(v any) string {
-	w.args = append(w.args, v)
-	return fmt.Sprintf("$%d", len(w.args))
-}
-
-func (w *where) add(cond string) { w.conds = append(w.conds, cond) }
-
-func (w *where) String() string {
-	if len(w.conds) == 0 {
-		return "true"
-	}
-	return strings.Join(w.conds, " AND ")
-}
-
-// deliveryWhere turns a filter into conditions on deliveries. Since is
-// inclusive and Until exclusive, both on CreatedAt.
-func deliveryWhere(w *where, f crmhook.DeliveryFilter) {
-	if f.State != "" {
-		w.add("state = " + w.arg(string(f.State)))
-	}
-	if f.Sink != "" {
-		w.add("sink = " + w.arg(f.Sink))
-	}
-	if f.EventID != "" {
-		w.add("event_id = " + w.arg(f.EventID))
-	}
-	if f.Source != "" {
-		w.add("event_id IN (SELECT id FROM events WHERE source = " + w.arg(f.Source) + ")")
-	}
-	if !f.Since.IsZero() {
-		w.add("created_at >= " + w.arg(f.Since))
-	}
-	if !f.Until.IsZero() {
-		w.add("created_at < " + w.arg(f.Until))
-	}
-}
-
-// Reject keeps a rejection. An empty Event.ID gets a fresh one (the id the
-// event keeps when released), a zero RejectedAt the store's now. ReleasedAt
-// is ignored: a rejection starts unreleased.
-func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) {
-	if err := s.checkOpen("reject"); err != nil {
-		return 0, err
-	}
-	r, payload := storeutil.NewRejection(r, s.now)
-	ev := r.Event
-	var id int64
-	err := s.pool.QueryRow(ctx, `INSERT INTO rejections
-		(event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload, reason, rejected_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		ev.ID, ev.Source, string(ev.Provider), ev.Type, ev.DedupeKey, nullTime(ev.OccurredAt),
-		ev.ReceivedAt, payload, r.Reason, r.RejectedAt).Scan(&id)
-	if err != nil {
-		return 0, s.fail(ctx, "reject", err)
-	}
-	return id, nil
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -57,23 +58,8 @@ func scanEvent(row pgx.Row, extra ...any) (crmhook.Event, error) {
 	return es.event(), nil
 }
 
-const deliveryColumns = `id, event_id, sink, state, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at, delivered_at`
+const deliveryColumns = storeutil.DeliveryColumns
 
 func scanDelivery(row pgx.Row, extra ...any) (crmhook.Delivery, error) {
-	var (
-		d                                       crmhook.Delivery
-		state                                   string
-		next, leased, created, updated, deliver *time.Time
-	)
-	dest := append([]any{&d.ID, &d.EventID, &d.Sink, &state, &d.Attempts, &next, &leased, &d.LastError, &created, &updated, &deliver}, extra...)
-	if err := row.Scan(dest...); err != nil {
-		return crmhook.Delivery{}, err
-	}
-	d.State = crmhook.DeliveryState(state)
-	d.NextAttemptAt = fromNull(next)
-	d.LeasedUntil = fromNull(leased)
-	d.CreatedAt = fromNull(created)
-	d.UpdatedAt = fromNull(updated)
-	d.DeliveredAt = fromNull(deliver)
-	return d, nil
+	return storeutil.ScanDelivery(row.Scan, fromNull, extra...)
 }

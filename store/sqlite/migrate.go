@@ -13,26 +13,6 @@ import (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migration is one numbered file of migrations/, NNNN_name.sql.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in order.
-func loadMigrations() ([]migration, error) {
-	loaded, err := storeutil.LoadMigrations(migrationFiles, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	ms := make([]migration, len(loaded))
-	for i, m := range loaded {
-		ms[i] = migration{version: m.Version, name: m.Name, sql: m.SQL}
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations the file has not seen, all in one
 // immediate transaction, so two processes opening the same new file do not
 // both apply them and a failed migration leaves the schema as it was.

@@ -11,11 +11,6 @@ import (
 	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
-// DefaultListLimit is the Limit of a listing filter that gives none.
-const DefaultListLimit = storeutil.DefaultListLimit
-
-func listLimit(n int) int { return storeutil.ListLimit(n) }
-
 // GetEvent returns an event and its deliveries (in the order of the sinks
 // it was inserted with), read in one snapshot.
 func (s *Store) GetEvent(ctx context.Context, id string) (crmhook.Event, []crmhook.Delivery, error) {
@@ -70,7 +65,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		where = append(where, "received_at < ?")
 		args = append(args, f.Until.UnixMicro())
 	}
-	args = append(args, listLimit(f.Limit))
+	args = append(args, storeutil.ListLimit(f.Limit))
 	rows, err := s.readDB.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+
 		` ORDER BY received_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
@@ -111,13 +106,44 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 		return nil, err
 	}
 	where, args := deliveryWhere(f)
-	args = append(args, listLimit(f.Limit))
+	args = append(args, storeutil.ListLimit(f.Limit))
 	ds, err := queryDeliveries(ctx, s.readDB, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list deliveries", err)
 	}
 	return ds, nil
+}
+
+// deliveryWhere turns a filter into conditions on deliveries. Since is
+// inclusive and Until exclusive, both on CreatedAt.
+func deliveryWhere(f crmhook.DeliveryFilter) (where []string, args []any) {
+	where = []string{"1 = 1"}
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, string(f.State))
+	}
+	if f.Sink != "" {
+		where = append(where, "sink = ?")
+		args = append(args, f.Sink)
+	}
+	if f.EventID != "" {
+		where = append(where, "event_id = ?")
+		args = append(args, f.EventID)
+	}
+	if f.Source != "" {
+		where = append(where, "event_id IN (SELECT id FROM events WHERE source = ?)")
+		args = append(args, f.Source)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, f.Until.UnixMicro())
+	}
+	return where, args
 }
 
 type querier interface {
@@ -131,75 +157,6 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 	}
 	defer rows.Close()
 	return storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
-}
-
-// ListRejections lists rejections newest first (by RejectedAt). Since is
-// inclusive, Until exclusive, both on RejectedAt.
-func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) ([]crmhook.Rejection, error) {
-	if err := s.checkOpen("list rejections"); err != nil {
-		return nil, err
-	}
-	where, args := []string{"1 = 1"}, []any{}
-	if f.ID != 0 {
-		where = append(where, "id = ?")
-		args = append(args, f.ID)
-	}
-	if f.Source != "" {
-		where = append(where, "source = ?")
-		args = append(args, f.Source)
-	}
-	if f.Released != nil {
-		if *f.Released {
-			where = append(where, "released_at IS NOT NULL")
-		} else {
-			where = append(where, "released_at IS NULL")
-		}
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "rejected_at >= ?")
-		args = append(args, f.Since.UnixMicro())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "rejected_at < ?")
-		args = append(args, f.Until.UnixMicro())
-	}
-	args = append(args, listLimit(f.Limit))
-	rows, err := s.readDB.QueryContext(ctx, `SELECT id, reason, rejected_at, released_at,
-			event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload
-		FROM rejections WHERE `+strings.Join(where, " AND ")+` ORDER BY rejected_at DESC, id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	defer rows.Close()
-	rs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
-		var (
-			r                  crmhook.Rejection
-			rejected, released sql.NullInt64
-			sc                 = prefixScanner{rows, []any{&r.ID, &r.Reason, &rejected, &released}}
-		)
-		ev, err := scanEvent(sc)
-		if err != nil {
-			return crmhook.Rejection{}, err
-		}
-		r.Event = ev
-		r.RejectedAt = fromMicros(rejected)
-		r.ReleasedAt = fromMicros(released)
-		return r, nil
-	})
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	return rs, nil
-}
-
-// prefixScanner scans leading columns into prefix before the caller's.
-type prefixScanner struct {
-	sc     scanner
-	prefix []any
-}
-
-func (p prefixScanner) Scan(dest ...any) error {
-	return p.sc.Scan(append(append([]any(nil), p.prefix...), dest...)...)
 }
 
 // Stats reads the queue's gauges in one statement.

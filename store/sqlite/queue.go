@@ -6,16 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
-
-// DefaultClaimLimit is the Limit of a ClaimParams that gives none.
-const DefaultClaimLimit = storeutil.DefaultClaimLimit
 
 // claimSQL leases due pending deliveries and returns them with their fresh
 // lease tokens. The limit is "?6 + 0", not "?6": SQLite's planner reads a
@@ -94,15 +90,7 @@ func (s *Store) claim(ctx context.Context, tx *groupTx, p crmhook.ClaimParams, l
 	if len(claims) == 0 {
 		return nil, nil
 	}
-	// RETURNING does not promise an order.
-	sort.Slice(claims, func(i, j int) bool {
-		a, b := claims[i].Delivery, claims[j].Delivery
-		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
-			return a.NextAttemptAt.Before(b.NextAttemptAt)
-		}
-		return a.ID < b.ID
-	})
-
+	storeutil.SortClaims(claims)
 	return claims, nil
 }
 
@@ -244,62 +232,4 @@ func (s *Store) Replay(ctx context.Context, f crmhook.DeliveryFilter) (int, erro
 		return 0, err
 	}
 	return int(n), nil
-}
-
-// deliveryWhere turns a filter into conditions on deliveries. Since is
-// inclusive and Until exclusive, both on CreatedAt.
-func deliveryWhere(f crmhook.DeliveryFilter) (where []string, args []any) {
-	where = []string{"1 = 1"}
-	if f.State != "" {
-		where = append(where, "state = ?")
-		args = append(args, string(f.State))
-	}
-	if f.Sink != "" {
-		where = append(where, "sink = ?")
-		args = append(args, f.Sink)
-	}
-	if f.EventID != "" {
-		where = append(where, "event_id = ?")
-		args = append(args, f.EventID)
-	}
-	if f.Source != "" {
-		where = append(where, "event_id IN (SELECT id FROM events WHERE source = ?)")
-		args = append(args, f.Source)
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "created_at >= ?")
-		args = append(args, f.Since.UnixMicro())
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, f.Until.UnixMicro())
-	}
-	return where, args
-}
-
-// Reject keeps a rejection. An empty Event.ID gets a fresh one (the id the
-// event keeps when released), a zero RejectedAt the store's now. ReleasedAt
-// is ignored: a rejection starts unreleased.
-func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) {
-	if err := s.checkOpen("reject"); err != nil {
-		return 0, err
-	}
-	r, payload := storeutil.NewRejection(r, s.now)
-	ev := r.Event
-	var id int64
-	err := s.do(ctx, &writeOp{name: "reject", durable: true,
-		run: func(ctx context.Context, tx *groupTx, _ time.Time) error {
-			res, err := tx.stmt(ctx, s.stmts.reject).ExecContext(ctx,
-				ev.ID, ev.Source, string(ev.Provider), ev.Type, ev.DedupeKey, nullMicros(ev.OccurredAt),
-				micros(ev.ReceivedAt), payload, r.Reason, r.RejectedAt.UnixMicro())
-			if err != nil {
-				return err
-			}
-			id, err = res.LastInsertId()
-			return err
-		}})
-	if err != nil {
-		return 0, err
-	}
-	return id, nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
 // Times are stored as unix microseconds: finer than any test or operator
@@ -55,23 +56,8 @@ func scanEvent(sc scanner, extra ...any) (crmhook.Event, error) {
 	return ev, nil
 }
 
-const deliveryColumns = `id, event_id, sink, state, attempts, next_attempt_at, leased_until, last_error, created_at, updated_at, delivered_at`
+const deliveryColumns = storeutil.DeliveryColumns
 
 func scanDelivery(sc scanner, extra ...any) (crmhook.Delivery, error) {
-	var (
-		d                                       crmhook.Delivery
-		state                                   string
-		next, leased, created, updated, deliver sql.NullInt64
-	)
-	dest := append([]any{&d.ID, &d.EventID, &d.Sink, &state, &d.Attempts, &next, &leased, &d.LastError, &created, &updated, &deliver}, extra...)
-	if err := sc.Scan(dest...); err != nil {
-		return crmhook.Delivery{}, err
-	}
-	d.State = crmhook.DeliveryState(state)
-	d.NextAttemptAt = fromMicros(next)
-	d.LeasedUntil = fromMicros(leased)
-	d.CreatedAt = fromMicros(created)
-	d.UpdatedAt = fromMicros(updated)
-	d.DeliveredAt = fromMicros(deliver)
-	return d, nil
+	return storeutil.ScanDelivery(sc.Scan, fromMicros, extra...)
 }

@@ -8,7 +8,13 @@
 // savepoint per multi-statement write, commits (one fsync) and answers every
 // caller. That is how a receiver that answers 2xx
 // only after a durable commit stays fast. Reads use a separate pool, which WAL
-// lets run beside the writer.
+// lets run beside the writer. The ControlStore's writes (secrets, rotations,
+// leases…) take the same path: there is no other.
+//
+// The files of this package and of store/postgres share one map: writer.go
+// (group commit), insert.go, queue.go (claims and outcomes, replay),
+// reject.go, query.go (reads and stats), prune.go, control.go
+// (ControlStore), errors.go, migrate.go and scan.go.
 package sqlite
 
 import (
@@ -19,12 +25,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -92,15 +98,11 @@ type Store struct {
 	writeDB *sql.DB // exactly one connection: every write is serialized on it
 	readDB  *sql.DB // query_only connections
 
-	writes     chan *writeOp // unbuffered: "queued" means a caller blocked sending
-	queued     atomic.Int64  // callers blocked sending on writes (tests watch it)
-	closing    chan struct{} // closed by Close
-	writerDone chan struct{} // closed when the writer goroutine has returned
+	writes     *storeutil.Handoff[*writeOp] // callers to the writer goroutine
+	closing    chan struct{}                // closed by Close
+	writerDone chan struct{}                // closed when the writer goroutine has returned
 	closed     atomic.Bool
 	closeOnce  sync.Once
-
-	commits      atomic.Int64
-	committedIns atomic.Int64
 
 	stmts writeStmts
 	// claimEventsStmt reads claimed deliveries' events on the read pool.
@@ -145,13 +147,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	readDB.SetMaxOpenConns(cfg.MaxReadConns)
 	readDB.SetMaxIdleConns(cfg.MaxReadConns)
 
+	closing := make(chan struct{})
 	s := &Store{
 		cfg:        cfg,
 		writeDB:    writeDB,
 		readDB:     readDB,
-		writes:     make(chan *writeOp),
+		writes:     storeutil.NewHandoff[*writeOp](closing),
 		syncLevel:  "FULL", // the DSN's
-		closing:    make(chan struct{}),
+		closing:    closing,
 		writerDone: make(chan struct{}),
 	}
 	if err := s.stmts.prepare(ctx, writeDB); err != nil {
@@ -169,36 +172,6 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	go s.runWriter()
 	return s, nil
-}
-
-// OpenURL opens the store a URL names: "sqlite:///abs/path.db" for an
-// absolute path or "sqlite://rel/path.db" for one relative to the working
-// directory. Everything else takes its default.
-func OpenURL(ctx context.Context, rawURL string) (*Store, error) {
-	p, err := PathFromURL(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	return Open(ctx, Config{Path: p})
-}
-
-// PathFromURL returns the file path of a sqlite:// URL (see OpenURL).
-func PathFromURL(rawURL string) (string, error) {
-	rest, ok := strings.CutPrefix(rawURL, "sqlite://")
-	if !ok {
-		return "", fmt.Errorf("sqlite: url %q: want sqlite:///abs/path.db or sqlite://rel/path.db", rawURL)
-	}
-	if strings.ContainsAny(rest, "?#") {
-		return "", fmt.Errorf("sqlite: url %q: query and fragment are not supported", rawURL)
-	}
-	p, err := url.PathUnescape(rest)
-	if err != nil {
-		return "", fmt.Errorf("sqlite: url %q: %w", rawURL, err)
-	}
-	if p == "" || p == "/" || strings.HasSuffix(p, "/") {
-		return "", fmt.Errorf("sqlite: url %q: no file name", rawURL)
-	}
-	return filepath.FromSlash(p), nil
 }
 
 // createFile makes the parent directory and the file with owner-only modes
@@ -244,12 +217,6 @@ func dsn(cfg Config, readOnly bool) string {
 		q.Set("_txlock", "immediate")
 	}
 	return "file:" + (&url.URL{Path: cfg.Path}).EscapedPath() + "?" + q.Encode()
-}
-
-// CommitStats reports how many group commits the writer made (for every
-// kind of write) and how many inserts they carried.
-func (s *Store) CommitStats() (commits, inserts int64) {
-	return s.commits.Load(), s.committedIns.Load()
 }
 
 // Ping reports whether the store can serve reads from its file.

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 	"github.com/crmhook/crmhook/store/storetest"
+	msqlite "modernc.org/sqlite"
 )
 
 func TestConformance(t *testing.T) {
@@ -75,16 +78,87 @@ func holdWriter(t *testing.T, s *Store) func() {
 	return release
 }
 
-// waitQueued polls until n inserts wait to be taken by the writer.
-func waitQueued(t *testing.T, s *Store, n int64) {
+// waitQueued polls until n writes wait to be taken by the writer: n
+// callers blocked handing their write over (see storeutil.Handoff).
+func waitQueued(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.queued.Load() != n {
+	for {
+		got := queuedWrites()
+		if got == n {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d inserts queued, want %d", s.queued.Load(), n)
+			t.Fatalf("%d writes queued, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// queuedWrites counts the goroutines blocked in storeutil's Handoff.send.
+// The tests of this package run one at a time, so every such goroutine
+// belongs to the test's store.
+func queuedWrites() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "storeutil.(*Handoff[...]).send(") {
+			count++
+		}
+	}
+	return count
+}
+
+// commitCounter counts the writer's commits, of every kind of write,
+// through SQLite's commit hook on the one write connection, and the inserts
+// they carried through Config.OnCommit.
+type commitCounter struct {
+	commits, inserts atomic.Int64
+	mu               sync.Mutex
+	batches          []int // OnCommit's, in order
+}
+
+func (c *commitCounter) stats() (commits, inserts int64) { return c.commits.Load(), c.inserts.Load() }
+
+// openCounting is openTest with a commitCounter watching the writer.
+func openCounting(t testing.TB, cfg Config) (*Store, *commitCounter) {
+	t.Helper()
+	c := &commitCounter{}
+	cfg.OnCommit = func(batch int, _ time.Duration) {
+		c.inserts.Add(int64(batch))
+		c.mu.Lock()
+		c.batches = append(c.batches, batch)
+		c.mu.Unlock()
+	}
+	s := openTest(t, cfg)
+	conn, err := s.writeDB.Conn(context.Background())
+	if err != nil {
+		t.Fatalf("take the write connection: %v", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		hr, ok := dc.(msqlite.HookRegisterer)
+		if !ok {
+			return fmt.Errorf("driver connection %T registers no hooks", dc)
+		}
+		hr.RegisterCommitHook(func() int32 {
+			c.commits.Add(1)
+			return 0 // let the commit go on
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
 }
 
 func TestPragmas(t *testing.T) {
@@ -170,7 +244,7 @@ func TestQueueWritesSkipFsyncInsertsDoNot(t *testing.T) {
 }
 
 func TestClaimsAndOutcomesShareTheInsertsCommit(t *testing.T) {
-	s := openTest(t, Config{})
+	s, counter := openCounting(t, Config{})
 	ctx := t.Context()
 	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
 		t.Fatal(err)
@@ -182,7 +256,7 @@ func TestClaimsAndOutcomesShareTheInsertsCommit(t *testing.T) {
 	if err != nil || len(held) != 1 {
 		t.Fatalf("Claim = %d, %v", len(held), err)
 	}
-	commitsBefore, _ := s.CommitStats()
+	commitsBefore, _ := counter.stats()
 
 	release := holdWriter(t, s)
 	waitsBefore := s.writeDB.Stats().WaitCount
@@ -219,11 +293,11 @@ func TestClaimsAndOutcomesShareTheInsertsCommit(t *testing.T) {
 			t.Errorf("Retry with a wrong lease: %v, want ErrLeaseLost", err)
 		}
 	})
-	waitQueued(t, s, 3)
+	waitQueued(t, 3)
 	release()
 	wg.Wait()
 
-	if commits, _ := s.CommitStats(); commits != commitsBefore+1 {
+	if commits, _ := counter.stats(); commits != commitsBefore+1 {
 		t.Errorf("an insert, a claim and two outcomes took %d commits, want 1", commits-commitsBefore)
 	}
 	// The claim ran in the insert's transaction, after it: it sees the
@@ -287,7 +361,7 @@ func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
 		if err != nil || string(ev.Payload) != string(ne.Event.Payload) || len(ds) != 1 {
 			t.Fatalf("after reopen GetEvent = %v, %d deliveries, %v", ev, len(ds), err)
 		}
-		ms, err := loadMigrations()
+		ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,8 +369,8 @@ func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
 		if err := s.readDB.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&applied, &max); err != nil {
 			t.Fatal(err)
 		}
-		if applied != len(ms) || max != ms[len(ms)-1].version {
-			t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", applied, max, len(ms), ms[len(ms)-1].version)
+		if applied != len(ms) || max != ms[len(ms)-1].Version {
+			t.Errorf("schema_migrations has %d rows up to %d, want %d up to %d", applied, max, len(ms), ms[len(ms)-1].Version)
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -339,15 +413,7 @@ func TestFileModes(t *testing.T) {
 
 func TestGroupCommitBatches(t *testing.T) {
 	const n = 200
-	var (
-		mu      sync.Mutex
-		batches []int
-	)
-	s := openTest(t, Config{OnCommit: func(batch int, took time.Duration) {
-		mu.Lock()
-		batches = append(batches, batch)
-		mu.Unlock()
-	}})
+	s, counter := openCounting(t, Config{})
 	release := holdWriter(t, s)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -360,11 +426,11 @@ func TestGroupCommitBatches(t *testing.T) {
 			}
 		})
 	}
-	waitQueued(t, s, n-1) // the writer holds the first one, waiting for the connection
+	waitQueued(t, n-1) // the writer holds the first one, waiting for the connection
 	release()
 	wg.Wait()
 
-	commits, inserts := s.CommitStats()
+	commits, inserts := counter.stats()
 	if inserts != n {
 		t.Fatalf("commits carried %d inserts, want %d", inserts, n)
 	}
@@ -375,8 +441,9 @@ func TestGroupCommitBatches(t *testing.T) {
 	if want := int64((n + DefaultBatchMax - 1) / DefaultBatchMax); commits > want+1 {
 		t.Errorf("%d commits for %d queued inserts, want about %d", commits, n, want)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	counter.mu.Lock()
+	batches := counter.batches
+	counter.mu.Unlock()
 	sum := 0
 	for _, b := range batches {
 		if b > DefaultBatchMax {
@@ -394,7 +461,7 @@ func TestGroupCommitBatches(t *testing.T) {
 }
 
 func TestBatchMaxOneNeverGroups(t *testing.T) {
-	s := openTest(t, Config{BatchMax: 1})
+	s, counter := openCounting(t, Config{BatchMax: 1})
 	release := holdWriter(t, s)
 	var wg sync.WaitGroup
 	for range 5 {
@@ -405,16 +472,16 @@ func TestBatchMaxOneNeverGroups(t *testing.T) {
 			}
 		})
 	}
-	waitQueued(t, s, 4)
+	waitQueued(t, 4)
 	release()
 	wg.Wait()
-	if commits, inserts := s.CommitStats(); commits != 5 || inserts != 5 {
-		t.Errorf("CommitStats = %d commits, %d inserts; want 5, 5", commits, inserts)
+	if commits, inserts := counter.stats(); commits != 5 || inserts != 5 {
+		t.Errorf("%d commits, %d inserts; want 5, 5", commits, inserts)
 	}
 }
 
 func TestSavepointIsolatesBadEvent(t *testing.T) {
-	s := openTest(t, Config{})
+	s, counter := openCounting(t, Config{})
 	ctx := t.Context()
 	release := holdWriter(t, s)
 
@@ -431,7 +498,7 @@ func TestSavepointIsolatesBadEvent(t *testing.T) {
 			out <- outcome{name, err}
 		}()
 	}
-	waitQueued(t, s, 2)
+	waitQueued(t, 2)
 	release()
 	errs := map[string]error{}
 	for range 3 {
@@ -451,8 +518,8 @@ func TestSavepointIsolatesBadEvent(t *testing.T) {
 	if errors.Is(errs["a"], crmhook.ErrUnavailable) || errors.Is(errs["b"], crmhook.ErrUnavailable) {
 		t.Errorf("a bad event reported the store unavailable: %v %v", errs["a"], errs["b"])
 	}
-	if commits, inserts := s.CommitStats(); commits != 1 || inserts != 3 {
-		t.Errorf("CommitStats = %d commits, %d inserts; want all three in 1 commit", commits, inserts)
+	if commits, inserts := counter.stats(); commits != 1 || inserts != 3 {
+		t.Errorf("%d commits, %d inserts; want all three in 1 commit", commits, inserts)
 	}
 	_, ds, err := s.GetEvent(ctx, a.Event.ID)
 	if err != nil || len(ds) != 1 || ds[0].Sink != winner.Sinks[0] {
@@ -665,40 +732,6 @@ func TestLeaseTokensAreFreshPerClaim(t *testing.T) {
 	}
 }
 
-func TestPathFromURL(t *testing.T) {
-	for raw, want := range map[string]string{
-		"sqlite:///var/lib/crmhook/crmhook.db": "/var/lib/crmhook/crmhook.db",
-		"sqlite://data/crmhook.db":             "data/crmhook.db",
-		"sqlite://crmhook.db":                  "crmhook.db",
-		"sqlite:///tmp/with%20space.db":        "/tmp/with space.db",
-	} {
-		got, err := PathFromURL(raw)
-		if err != nil || got != want {
-			t.Errorf("PathFromURL(%q) = %q, %v; want %q", raw, got, err, want)
-		}
-	}
-	for _, raw := range []string{"", "postgres://db/crmhook", "sqlite:crmhook.db", "sqlite://", "sqlite:///", "sqlite:///dir/", "sqlite:///a.db?mode=ro"} {
-		if got, err := PathFromURL(raw); err == nil {
-			t.Errorf("PathFromURL(%q) = %q, want an error", raw, got)
-		}
-	}
-}
-
-func TestOpenURL(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sub", "crmhook.db")
-	s, err := OpenURL(t.Context(), "sqlite://"+filepath.ToSlash(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.Ping(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Errorf("OpenURL did not create %s: %v", path, err)
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no path":           {},
@@ -734,18 +767,18 @@ func TestSQLiteGlob(t *testing.T) {
 }
 
 func BenchmarkInsertSerial(b *testing.B) {
-	s := openTest(b, Config{})
+	s, counter := openCounting(b, Config{})
 	ctx := context.Background()
 	for b.Loop() {
 		if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportCommits(b, s)
+	reportCommits(b, counter)
 }
 
 func BenchmarkInsertParallel(b *testing.B) {
-	s := openTest(b, Config{})
+	s, counter := openCounting(b, Config{})
 	ctx := context.Background()
 	b.SetParallelism(16) // receivers serve many connections at once
 	b.RunParallel(func(pb *testing.PB) {
@@ -756,11 +789,11 @@ func BenchmarkInsertParallel(b *testing.B) {
 			}
 		}
 	})
-	reportCommits(b, s)
+	reportCommits(b, counter)
 }
 
-func reportCommits(b *testing.B, s *Store) {
-	commits, inserts := s.CommitStats()
+func reportCommits(b *testing.B, c *commitCounter) {
+	commits, inserts := c.stats()
 	if commits > 0 {
 		b.ReportMetric(float64(inserts)/float64(commits), "inserts/commit")
 	}
@@ -805,5 +838,189 @@ func BenchmarkClaimComplete(b *testing.B) {
 		}
 		wg.Wait()
 		fill(len(cs)) // what the receiver adds meanwhile
+	}
+}
+
+// LastEventAt reads the end of the (source, received_at) index: one
+// search, never a scan of events.
+func TestLastEventAtUsesTheIndex(t *testing.T) {
+	s := openTest(t, Config{})
+	if _, err := s.Insert(t.Context(), testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.readDB.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+lastEventAtSQL, "affinity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	searches := false
+	for _, step := range plan {
+		if strings.HasPrefix(step, "SCAN") {
+			t.Errorf("LastEventAt's plan scans: %q (plan %q)", step, plan)
+		}
+		if strings.HasPrefix(step, "SEARCH events USING") && strings.Contains(step, "INDEX events_source_received_at (source=?)") {
+			searches = true
+		}
+	}
+	if !searches {
+		t.Errorf("LastEventAt's plan %q does not search events_source_received_at", plan)
+	}
+}
+
+// Every ControlStore write goes through the writer; those that must
+// survive a power loss (secrets above all: Attio shows one once) commit
+// with synchronous=FULL, leases with NORMAL like claims.
+func TestControlWritesDurability(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.PutSecret(ctx, crmhook.SourceSecret{Source: "attio", Secret: "whsec-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for _, w := range []struct {
+		name    string
+		durable bool
+		call    func() error
+	}{
+		{"AcquireLease", false, func() error { _, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); return err }},
+		{"PutSecret", true, func() error {
+			_, err := s.PutSecret(ctx, crmhook.SourceSecret{Source: "attio", Secret: "whsec-2"})
+			return err
+		}},
+		{"ReleaseLease", false, func() error { return s.ReleaseLease(ctx, "watchdog", "me") }},
+		{"SetSecretState", true, func() error { return s.SetSecretState(ctx, id, crmhook.SecretRetiring, now.Add(time.Hour)) }},
+		{"AcquireLease", false, func() error { _, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); return err }},
+		{"PutRotation", true, func() error { return s.PutRotation(ctx, crmhook.Rotation{Source: "attio", Phase: "created"}) }},
+		{"AcquireLease", false, func() error { _, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); return err }},
+		{"DeleteRotation", true, func() error { return s.DeleteRotation(ctx, "attio") }},
+		{"AcquireLease", false, func() error { _, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); return err }},
+		{"PutSubscriptionState", true, func() error {
+			return s.PutSubscriptionState(ctx, crmhook.SubscriptionState{Source: "attio", SubscriptionID: "wh", Status: "active"})
+		}},
+		{"AcquireLease", false, func() error { _, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); return err }},
+		{"RecordGap", true, func() error {
+			_, err := s.RecordGap(ctx, crmhook.Gap{Source: "attio", SubscriptionID: "wh", From: now.Add(-time.Hour), To: now})
+			return err
+		}},
+	} {
+		if err := w.call(); err != nil {
+			t.Fatalf("%s: %v", w.name, err)
+		}
+		want := map[bool]string{true: "2", false: "1"}[w.durable]
+		if got := syncPragma(t, s); got != want {
+			t.Errorf("after %s alone: synchronous = %s, want %s", w.name, got, want)
+		}
+	}
+}
+
+// ControlStore writes share the group commit of whatever else is queued:
+// there is one write path.
+func TestControlWritesShareTheWriter(t *testing.T) {
+	s, counter := openCounting(t, Config{})
+	ctx := t.Context()
+	release := holdWriter(t, s)
+	waitsBefore := s.writeDB.Stats().WaitCount
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := s.Insert(ctx, testEvent("sink-a")); err != nil {
+			t.Errorf("Insert: %v", err)
+		}
+	})
+	// The writer takes the insert first and waits for the connection.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.writeDB.Stats().WaitCount == waitsBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never waited for the held connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wg.Go(func() {
+		if _, err := s.PutSecret(ctx, crmhook.SourceSecret{Source: "attio", Secret: "whsec-1"}); err != nil {
+			t.Errorf("PutSecret: %v", err)
+		}
+	})
+	wg.Go(func() {
+		if held, err := s.AcquireLease(ctx, "watchdog", "me", time.Minute); err != nil || !held {
+			t.Errorf("AcquireLease = %v, %v", held, err)
+		}
+	})
+	wg.Go(func() {
+		if _, err := s.RecordGap(ctx, crmhook.Gap{Source: "attio", From: time.Now().Add(-time.Hour)}); err != nil {
+			t.Errorf("RecordGap: %v", err)
+		}
+	})
+	waitQueued(t, 3)
+	release()
+	wg.Wait()
+	if commits, inserts := counter.stats(); commits != 1 || inserts != 1 {
+		t.Errorf("an insert and three control writes took %d commits (%d inserts), want 1", commits, inserts)
+	}
+}
+
+// The store's clock, not the caller's nor the wall's, decides when a lease
+// has run out.
+func TestLeaseExpiryByTheStoreClock(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	s := openTest(t, Config{Now: clock})
+	ctx := t.Context()
+	acquire := func(owner string) bool {
+		t.Helper()
+		held, err := s.AcquireLease(ctx, "watchdog", owner, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return held
+	}
+	if !acquire("a") {
+		t.Fatal("a could not take a free lease")
+	}
+	advance(59 * time.Second)
+	if acquire("b") {
+		t.Fatal("b took the lease a second before it ran out")
+	}
+	advance(time.Second)
+	if !acquire("b") {
+		t.Fatal("b could not take the lease once it ran out by the store's clock")
+	}
+	if acquire("a") {
+		t.Fatal("a took back the lease b holds")
+	}
+}
+
+// A secret is never in an error, even one from a failing database.
+func TestSecretNotInErrors(t *testing.T) {
+	s := openTest(t, Config{})
+	ctx := t.Context()
+	const value = "whsec-do-not-quote-me"
+	if _, err := s.writeDB.ExecContext(ctx, `PRAGMA query_only = ON`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.PutSecret(ctx, crmhook.SourceSecret{Source: "attio", Secret: value})
+	if !errors.Is(err, crmhook.ErrUnavailable) {
+		t.Fatalf("PutSecret into a read-only database: %v, want ErrUnavailable", err)
+	}
+	if strings.Contains(err.Error(), value) {
+		t.Errorf("the error quotes the secret")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
+	"github.com/crmhook/crmhook/store/internal/storeutil"
 )
 
 // writeOp is one write waiting for the writer goroutine: an insert, a
@@ -18,7 +19,7 @@ type writeOp struct {
 	// durable says the caller must not hear back before the commit is on
 	// disk (fsync). See commitGroup for which writes can do without.
 	durable bool
-	// insert counts the op in CommitStats and OnCommit.
+	// insert counts the op in OnCommit.
 	insert bool
 	// multi says run issues more than one writing statement, so that in a
 	// shared transaction it needs a savepoint to fail alone. A single
@@ -32,56 +33,46 @@ type writeOp struct {
 }
 
 // do hands op to the writer and waits for its answer. If ctx ends while the
-// writer has op, the call returns ctx's error though op may still commit: at
-// least once, the provider's retry then meets the dedupe key, and a claim
-// nobody received runs out its lease.
+// writer has op, the call returns ctx's error though op may still commit
+// (see storeutil.Submit).
 func (s *Store) do(ctx context.Context, op *writeOp) error {
 	if err := s.checkOpen(op.name); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("sqlite: %s: %w", op.name, err)
-	}
 	op.ctx = ctx
 	op.done = make(chan error, 1)
-	s.queued.Add(1)
-	select {
-	case s.writes <- op:
-	case <-s.closing:
-		s.queued.Add(-1)
-		return fmt.Errorf("sqlite: %s: %w", op.name, crmhook.ErrClosed)
-	case <-ctx.Done():
-		s.queued.Add(-1)
-		return fmt.Errorf("sqlite: %s: %w", op.name, ctx.Err())
+	opErr, err := storeutil.Submit(ctx, s.writes, op, op.done)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", op.name, err)
 	}
-	select {
-	case err := <-op.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite: %s: %w", op.name, ctx.Err())
-	}
+	return opErr
+}
+
+// exec runs one statement through the writer, durably or not (see
+// commitGroup), and returns how many rows it changed and the rowid of the
+// row it inserted, as SQLite counted them when the statement ran.
+func (s *Store) exec(ctx context.Context, op string, durable bool, query string, args ...any) (changed, lastID int64, err error) {
+	err = s.do(ctx, &writeOp{name: op, durable: durable,
+		run: func(ctx context.Context, tx *groupTx, _ time.Time) error {
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			if changed, err = res.RowsAffected(); err != nil {
+				return err
+			}
+			lastID, err = res.LastInsertId()
+			return err
+		}})
+	return changed, lastID, err
 }
 
 // runWriter is the writer goroutine: one group commit at a time until Close.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
-	for {
-		select {
-		case first := <-s.writes:
-			s.queued.Add(-1)
-			s.commitGroup(first)
-		case <-s.closing:
-			for {
-				select {
-				case op := <-s.writes:
-					s.queued.Add(-1)
-					op.done <- fmt.Errorf("sqlite: %s: %w", op.name, crmhook.ErrClosed)
-				default:
-					return
-				}
-			}
-		}
-	}
+	s.writes.Run(s.commitGroup, func(op *writeOp) {
+		op.done <- fmt.Errorf("sqlite: %s: %w", op.name, crmhook.ErrClosed)
+	})
 }
 
 // commitGroup runs first and the writes already queued behind it (up to
@@ -135,16 +126,7 @@ func (s *Store) commitGroup(first *writeOp) {
 	defer conn.Close()
 	// Drain once the connection is ours, not before: whoever queued while
 	// the writer waited for it rides along.
-drain:
-	for len(group) < s.cfg.BatchMax {
-		select {
-		case op := <-s.writes:
-			s.queued.Add(-1)
-			group = append(group, op)
-		default:
-			break drain
-		}
-	}
+	group = s.writes.Drain(group, s.cfg.BatchMax)
 
 	durable, inserts := false, 0
 	for _, op := range group {
@@ -190,8 +172,6 @@ drain:
 		return
 	}
 	took := time.Since(start)
-	s.commits.Add(1)
-	s.committedIns.Add(int64(inserts))
 	if s.cfg.OnCommit != nil && inserts > 0 {
 		s.cfg.OnCommit(inserts, took)
 	}
@@ -292,4 +272,81 @@ func (s *Store) runInSavepoint(ctx context.Context, tx *groupTx, op *writeOp, no
 		return broken(relErr)
 	}
 	return err
+}
+
+// writeStmts are the writer's statements, prepared once on the write
+// connection and bound to each group's transaction, so that no write pays
+// for parsing SQL.
+type writeStmts struct {
+	savepoint, rollbackTo, release *sql.Stmt
+
+	claimKey *sql.Stmt
+	keyOwner *sql.Stmt
+	event    *sql.Stmt
+	delivery *sql.Stmt
+
+	claim          *sql.Stmt
+	complete       *sql.Stmt
+	retry          *sql.Stmt
+	kill           *sql.Stmt
+	releaseClaim   *sql.Stmt
+	deliveryExists *sql.Stmt
+	reject         *sql.Stmt
+}
+
+func (w *writeStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{&w.savepoint, &w.rollbackTo, &w.release,
+		&w.claimKey, &w.keyOwner, &w.event, &w.delivery,
+		&w.claim, &w.complete, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
+}
+
+func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = db.PrepareContext(ctx, q)
+		return st
+	}
+	w.savepoint = prep(`SAVEPOINT op`)
+	w.rollbackTo = prep(`ROLLBACK TO op`)
+	w.release = prep(`RELEASE op`)
+
+	// The dedupe key is claimed by one atomic upsert: a new key is inserted,
+	// an expired one is taken over, and a live one is left alone, which
+	// no change reports. Never check-then-insert.
+	w.claimKey = prep(`INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?1, ?2, ?3)
+		ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+		WHERE dedupe_keys.expires_at <= ?4`)
+	w.keyOwner = prep(`SELECT event_id FROM dedupe_keys WHERE key = ?`)
+	w.event = prep(`INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	w.delivery = prep(`INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at)
+		VALUES (?, ?, 'pending', 0, ?, ?, ?)`)
+
+	w.claim = prep(claimSQL)
+	w.complete = prep(finishSQL(`state = 'delivered', attempts = attempts + 1, delivered_at = ?, updated_at = ?`))
+	w.retry = prep(finishSQL(`attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?`))
+	w.kill = prep(finishSQL(`state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?`))
+	w.releaseClaim = prep(finishSQL(``))
+	w.deliveryExists = prep(`SELECT 1 FROM deliveries WHERE id = ?`)
+	w.reject = prep(`INSERT INTO rejections
+		(event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload, reason, rejected_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		w.close()
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	return nil
+}
+
+func (w *writeStmts) close() error {
+	var errs []error
+	for _, st := range w.all() {
+		if *st != nil {
+			errs = append(errs, (*st).Close())
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,7 +1,11 @@
 // Package storeutil holds the driver-independent parts of the SQL stores:
-// how a driver error is sorted into the crmhook error kinds, and how the
-// embedded numbered migrations are read. Each driver keeps its own SQL and
-// its own driver calls.
+// how a driver error is sorted into the crmhook error kinds (errors.go),
+// how the embedded numbered migrations are read (migrations.go), the
+// handoff between callers and group-committing writers (handoff.go),
+// listing limits, claim order and row collection (query.go), the delivery
+// columns and their scan (scan.go), pruning by chunks (prune.go), and what
+// the ControlStore methods check and fill in before any SQL runs
+// (control.go). Each driver keeps its own SQL and its own driver calls.
 package storeutil
 
 import (

@@ -2,6 +2,7 @@ package storeutil
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -33,6 +34,18 @@ func ClaimLimit(p crmhook.ClaimParams) (int, error) {
 		return DefaultClaimLimit, nil
 	}
 	return p.Limit, nil
+}
+
+// SortClaims puts claims in the order Claim returns them: oldest due
+// first, then by delivery id. (RETURNING does not promise an order.)
+func SortClaims(claims []crmhook.Claim) {
+	sort.Slice(claims, func(i, j int) bool {
+		a, b := claims[i].Delivery, claims[j].Delivery
+		if !a.NextAttemptAt.Equal(b.NextAttemptAt) {
+			return a.NextAttemptAt.Before(b.NextAttemptAt)
+		}
+		return a.ID < b.ID
+	})
 }
 
 // IsGlob reports whether a type filter is a path.Match pattern rather than
