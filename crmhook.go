@@ -12,6 +12,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"path"
 	"time"
 
@@ -303,6 +305,16 @@ type SourceSecret struct {
 	RetireAt       time.Time // for a retiring secret: when it stops being accepted
 }
 
+// String keeps the secret out of anything that prints a SourceSecret.
+func (s SourceSecret) String() string {
+	return fmt.Sprintf("secret %d of %s (%s, subscription %q)", s.ID, s.Source, s.State, s.SubscriptionID)
+}
+
+// LogValue keeps the secret out of structured logs.
+func (s SourceSecret) LogValue() slog.Value {
+	return slog.GroupValue(slog.Int64("id", s.ID), slog.String("source", s.Source), slog.String("state", string(s.State)))
+}
+
 // Rotation is a secret rotation in progress for one source, kept so that
 // it resumes where it stopped after a crash.
 type Rotation struct {
@@ -363,7 +375,8 @@ type ControlStore interface {
 	ListSubscriptionStates(ctx context.Context) ([]SubscriptionState, error)
 	// RecordGap keeps a gap and returns its id.
 	RecordGap(ctx context.Context, g Gap) (int64, error)
-	// ListGaps lists a source's gaps ("" for all), newest first.
+	// ListGaps lists a source's gaps ("" for all), newest RecordedAt first;
+	// limit 0 means 100.
 	ListGaps(ctx context.Context, source string, limit int) ([]Gap, error)
 	// LastEventAt is when the newest event of source was received, zero
 	// when there is none. It uses an index, never a scan.

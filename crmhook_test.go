@@ -1,7 +1,10 @@
 package crmhook
 
 import (
+	"fmt"
+	"log/slog"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,5 +41,16 @@ func TestNewEventIDSortsByTime(t *testing.T) {
 	}
 	if ids[0] == ids[1] {
 		t.Fatal("event ids repeat")
+	}
+}
+
+func TestSourceSecretNeverPrintsTheSecret(t *testing.T) {
+	s := SourceSecret{ID: 7, Source: "attio", Secret: "very-secret-value", SubscriptionID: "wh1", State: SecretActive}
+	var buf strings.Builder
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "secret", s)
+	for _, out := range []string{fmt.Sprint(s), fmt.Sprintf("%v %+v %s", s, s, s), buf.String()} {
+		if strings.Contains(out, "very-secret-value") {
+			t.Errorf("printed the secret: %s", out)
+		}
 	}
 }
