@@ -332,6 +332,9 @@ func (m *Manager) create(ctx context.Context, ss *sourceState) (Remote, error) {
 	}
 	log.Info("subscription created, secret stored", "id", r.ID, "url", RedactURL(ss.url))
 	if confirm {
+		if err := m.settle(ctx); err != nil {
+			return r, fmt.Errorf("created webhook %s and stored its secret; interrupted before setting its events (apply again to set them): %w", r.ID, err)
+		}
 		if err := ss.p.Update(ctx, r.ID, ss.url, ss.want); err != nil {
 			return r, fmt.Errorf("created webhook %s and stored its secret, but setting its events failed (apply again to set them): %w", r.ID, err)
 		}

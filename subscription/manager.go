@@ -19,6 +19,7 @@ import (
 	"github.com/crmhook/crmhook/affinity"
 	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/config"
+	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // Manager plans and applies the subscriptions a config declares. Its
@@ -38,6 +39,12 @@ type Manager struct {
 	// Providers overrides NewProvider per source name (tests); nil or a
 	// missing name: NewProvider.
 	Providers map[string]Provider
+	// SecretSettle is how long a new secret is kept in the store before the
+	// provider is sent to it (an Attio webhook's events are set, an
+	// Affinity URL is changed), so that every replica, reloading the
+	// store's secrets every few seconds, accepts it by then. Zero: no wait
+	// (one process, or tests that reload at once).
+	SecretSettle time.Duration
 
 	mu        sync.Mutex
 	providers map[string]Provider // made by NewProvider, by source name
@@ -84,6 +91,20 @@ func (m *Manager) declaredSource(name string) (config.Source, error) {
 		return src, fmt.Errorf("subscription: source %q declares no subscription (add a subscription block)", name)
 	}
 	return src, nil
+}
+
+// settle waits SecretSettle, or until ctx ends.
+func (m *Manager) settle(ctx context.Context) error {
+	return retry.Sleep(ctx, m.SecretSettle)
+}
+
+// Provider is the subscription API of a declared source.
+func (m *Manager) Provider(source string) (Provider, error) {
+	src, err := m.declaredSource(source)
+	if err != nil {
+		return nil, err
+	}
+	return m.provider(src)
 }
 
 func (m *Manager) provider(src config.Source) (Provider, error) {

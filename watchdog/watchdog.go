@@ -167,8 +167,20 @@ func (w *Watchdog) Check(ctx context.Context) ([]Finding, error) {
 	}
 	var findings []Finding
 	var errs []error
+	rotating := map[string]bool{}
 	for _, step := range plan.Steps {
 		if step.Action == subscription.ActionUnmanaged {
+			continue
+		}
+		// A source whose secret is being rotated has two subscriptions for a
+		// moment: left to the rotation, not "repaired" under it.
+		r, seen := rotating[step.Source]
+		if !seen {
+			_, err := w.cfg.Store.GetRotation(ctx, step.Source)
+			r = err == nil
+			rotating[step.Source] = r
+		}
+		if r {
 			continue
 		}
 		f, err := w.handle(ctx, step, prev[[2]string{step.Source, step.SubscriptionID}])

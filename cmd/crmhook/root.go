@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -13,6 +14,8 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// settle is --settle of the subscriptions and secrets commands.
+	settle time.Duration
 }
 
 func newCLI(stdout, stderr io.Writer, getenv func(string) string) *cli {
@@ -43,6 +46,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		c.affinityCmd(),
 		c.attioCmd(),
 		c.subscriptionsCmd(),
+		c.secretsCmd(),
 		c.simCmd(),
 		c.versionCmd(),
 	)

@@ -20,6 +20,11 @@ import (
 	"github.com/crmhook/crmhook/subscription"
 )
 
+// defaultSettle is how long a new secret stays in the store before the
+// provider is sent to it: more than two of the receivers' secret reloads
+// (app.DefaultSecretsRefresh), so that every replica accepts it by then.
+const defaultSettle = 5 * time.Second
+
 func (c *cli) subscriptionsCmd() *cobra.Command {
 	var cfgPath string
 	cmd := &cobra.Command{
@@ -38,6 +43,7 @@ apply --prune deletes them. The config comes from -c, else ./crmhook.yaml; the
 store named there keeps the Attio secrets apply receives.`,
 	}
 	cmd.PersistentFlags().StringVarP(&cfgPath, "config", "c", "", "config file (default ./"+defaultConfigFile+")")
+	cmd.PersistentFlags().DurationVar(&c.settle, "settle", defaultSettle, "how long a new Attio secret is stored before its webhook receives events (every running receiver reloads secrets every 2s)")
 	cmd.AddCommand(c.subscriptionsPlanCmd(&cfgPath), c.subscriptionsApplyCmd(&cfgPath), c.subscriptionsStatusCmd(&cfgPath))
 	return cmd
 }
@@ -69,8 +75,9 @@ func (c *cli) withSubscriptions(ctx context.Context, cfgPath string, fn func(*su
 		return fmt.Errorf("subscriptions: the store %s keeps no control state", cfg.Store)
 	}
 	m := &subscription.Manager{
-		Config: cfg,
-		Store:  cs,
+		Config:       cfg,
+		Store:        cs,
+		SecretSettle: c.settle,
 		// Changes are printed by the commands; the log says only what
 		// needs attention.
 		Logger: slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
