@@ -371,6 +371,9 @@ type ControlStore interface {
 
 	// PutSubscriptionState creates or replaces the state of (Source, SubscriptionID).
 	PutSubscriptionState(ctx context.Context, s SubscriptionState) error
+	// DeleteSubscriptionState forgets the state of (source, subscriptionID),
+	// a subscription that no longer exists (no error when there is none).
+	DeleteSubscriptionState(ctx context.Context, source, subscriptionID string) error
 	// ListSubscriptionStates lists every subscription state, by source and id.
 	ListSubscriptionStates(ctx context.Context) ([]SubscriptionState, error)
 	// RecordGap keeps a gap and returns its id.

@@ -168,6 +168,8 @@ func (w *Watchdog) Check(ctx context.Context) ([]Finding, error) {
 	var findings []Finding
 	var errs []error
 	rotating := map[string]bool{}
+	checked := map[string]bool{} // sources this check judged
+	keep := map[[2]string]bool{} // the states it wrote
 	for _, step := range plan.Steps {
 		if step.Action == subscription.ActionUnmanaged {
 			continue
@@ -183,20 +185,35 @@ func (w *Watchdog) Check(ctx context.Context) ([]Finding, error) {
 		if r {
 			continue
 		}
-		f, err := w.handle(ctx, step, prev[[2]string{step.Source, step.SubscriptionID}])
+		checked[step.Source] = true
+		f, kept, err := w.handle(ctx, step, prev[[2]string{step.Source, step.SubscriptionID}])
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if kept != nil {
+			keep[[2]string{kept.Source, kept.SubscriptionID}] = true
+		}
 		if f != nil {
 			findings = append(findings, *f)
+		}
+	}
+	// States of subscriptions that are gone (deleted, replaced, or the
+	// "missing" placeholder of one since created) are forgotten.
+	for _, st := range states {
+		if checked[st.Source] && !keep[[2]string{st.Source, st.SubscriptionID}] {
+			if err := w.cfg.Store.DeleteSubscriptionState(ctx, st.Source, st.SubscriptionID); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return findings, errors.Join(errs...)
 }
 
 // handle judges one step of the plan: records the subscription's state,
-// reports a change, and repairs when asked to.
-func (w *Watchdog) handle(ctx context.Context, step subscription.Step, prev crmhook.SubscriptionState) (*Finding, error) {
+// reports a change, and repairs when asked to. It returns the state it
+// wrote, nil when the subscription is gone (deleted, or replaced by one the
+// next check will see).
+func (w *Watchdog) handle(ctx context.Context, step subscription.Step, prev crmhook.SubscriptionState) (*Finding, *crmhook.SubscriptionState, error) {
 	now := w.cfg.Now()
 	state := crmhook.SubscriptionState{Source: step.Source, SubscriptionID: step.SubscriptionID, Status: string(step.Status),
 		LastCheckedAt: now, LastHealthyAt: prev.LastHealthyAt}
@@ -224,26 +241,31 @@ func (w *Watchdog) handle(ctx context.Context, step subscription.Step, prev crmh
 		// A second subscription of ours: deliveries would come twice.
 		f.Type = TypeDrift
 	default:
-		return nil, nil
+		return nil, nil, nil
 	}
 	w.observe(state)
 	if f == nil {
-		return nil, w.cfg.Store.PutSubscriptionState(ctx, state)
+		return nil, &state, w.cfg.Store.PutSubscriptionState(ctx, state)
 	}
 	// A finding already reported and left as it was (repair off) is not
 	// reported again every interval.
 	if prev.Status == state.Status && !w.cfg.Repair && !prev.LastCheckedAt.IsZero() {
-		return nil, w.cfg.Store.PutSubscriptionState(ctx, state)
+		return nil, &state, w.cfg.Store.PutSubscriptionState(ctx, state)
 	}
 	var err error
 	if w.cfg.Repair {
 		err = w.repair(ctx, step, f, prev, &state)
 	}
+	w.report(ctx, f)
+	// A repaired create or recreate made a new subscription, and a delete
+	// removed one: the old state goes, the next check sees the new one.
+	if f.Repaired && step.Action != subscription.ActionEnable && step.Action != subscription.ActionUpdate {
+		return f, nil, err
+	}
 	if perr := w.cfg.Store.PutSubscriptionState(ctx, state); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	w.report(ctx, f)
-	return f, err
+	return f, &state, err
 }
 
 // repair applies the step and, where the provider sent nothing for a span
@@ -314,13 +336,13 @@ type Payload struct {
 type GapJSON struct {
 	From    time.Time `json:"from"`
 	To      time.Time `json:"to"`
-	Seconds int64     `json:"seconds"`
+	Seconds float64   `json:"seconds"`
 }
 
 func (w *Watchdog) emit(ctx context.Context, typ string, f *Finding) {
 	p := Payload{Source: f.Source, SubscriptionID: f.SubscriptionID, Status: string(f.Status), Changes: f.Changes, Repaired: f.Repaired}
 	if f.Gap != nil {
-		p.Gap = &GapJSON{From: f.Gap.From.UTC(), To: f.Gap.To.UTC(), Seconds: int64(f.Gap.To.Sub(f.Gap.From).Seconds())}
+		p.Gap = &GapJSON{From: f.Gap.From.UTC(), To: f.Gap.To.UTC(), Seconds: f.Gap.To.Sub(f.Gap.From).Round(time.Millisecond).Seconds()}
 	}
 	if f.Err != nil {
 		p.Error = f.Err.Error()

@@ -88,7 +88,10 @@ func (m *Main) openWatchdog() error {
 	if !ok || m.Config.Watchdog.Off || !m.declaresSubscriptions() {
 		return nil
 	}
-	m.Subscriptions = &subscription.Manager{Config: m.Config, Store: st, Now: m.Now, Logger: m.Logger.With("component", "subscriptions")}
+	m.Subscriptions = &subscription.Manager{Config: m.Config, Store: st, Now: m.Now, Logger: m.Logger.With("component", "subscriptions"),
+		// Every replica reloads the stored secrets every SecretsRefresh: a
+		// recreated Attio webhook receives events only once all accept its secret.
+		SecretSettle: 2*m.SecretsRefresh + time.Second}
 	var err error
 	m.Watchdog, err = watchdog.New(watchdog.Config{
 		Manager:  m.Subscriptions,

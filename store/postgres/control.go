@@ -191,6 +191,17 @@ func (s *Store) PutSubscriptionState(ctx context.Context, st crmhook.Subscriptio
 	return nil
 }
 
+// DeleteSubscriptionState forgets one state.
+func (s *Store) DeleteSubscriptionState(ctx context.Context, source, subscriptionID string) error {
+	if err := s.checkOpen("delete subscription state"); err != nil {
+		return err
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM subscription_states WHERE source = $1 AND subscription_id = $2`, source, subscriptionID); err != nil {
+		return s.fail(ctx, "delete subscription state", err)
+	}
+	return nil
+}
+
 // ListSubscriptionStates selects every state, in byte order of source,
 // then subscription id (COLLATE "C", as SQLite orders them, whatever the
 // database's collation).

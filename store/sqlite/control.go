@@ -176,6 +176,16 @@ func (s *Store) PutSubscriptionState(ctx context.Context, st crmhook.Subscriptio
 	return err
 }
 
+// DeleteSubscriptionState forgets one state, durably through the writer.
+func (s *Store) DeleteSubscriptionState(ctx context.Context, source, subscriptionID string) error {
+	if err := s.checkOpen("delete subscription state"); err != nil {
+		return err
+	}
+	_, _, err := s.exec(ctx, "delete subscription state", true,
+		`DELETE FROM subscription_states WHERE source = ? AND subscription_id = ?`, source, subscriptionID)
+	return err
+}
+
 // ListSubscriptionStates reads every state, in byte order of source, then
 // subscription id (SQLite's BINARY collation).
 func (s *Store) ListSubscriptionStates(ctx context.Context) ([]crmhook.SubscriptionState, error) {

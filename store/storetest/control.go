@@ -289,6 +289,16 @@ func testControlSubscriptionStates(t *testing.T, s controlStore) {
 	put(alphaA)
 	list(zeta, alphaA, alphaB)
 
+	// Delete one; deleting what is not there is no error.
+	tmp := put(crmhook.SubscriptionState{Source: "alpha", SubscriptionID: "gone", Status: "missing", LastCheckedAt: now})
+	list(zeta, tmp, alphaA, alphaB)
+	for range 2 {
+		if err := s.DeleteSubscriptionState(ctx, "alpha", "gone"); err != nil {
+			t.Fatalf("DeleteSubscriptionState: %v", err)
+		}
+	}
+	list(zeta, alphaA, alphaB)
+
 	before := time.Now()
 	if err := s.PutSubscriptionState(ctx, crmhook.SubscriptionState{Source: "alpha", SubscriptionID: "wh-c", Status: "degraded"}); err != nil {
 		t.Fatalf("PutSubscriptionState without LastCheckedAt: %v", err)

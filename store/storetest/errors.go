@@ -86,6 +86,7 @@ func closedControlCalls(ctx context.Context, cs crmhook.ControlStore, calls map[
 	_, calls["GetRotation"] = cs.GetRotation(ctx, "attio")
 	calls["DeleteRotation"] = cs.DeleteRotation(ctx, "attio")
 	calls["PutSubscriptionState"] = cs.PutSubscriptionState(ctx, crmhook.SubscriptionState{Source: "attio", SubscriptionID: "wh", Status: "active"})
+	calls["DeleteSubscriptionState"] = cs.DeleteSubscriptionState(ctx, "attio", "wh")
 	_, calls["ListSubscriptionStates"] = cs.ListSubscriptionStates(ctx)
 	_, calls["RecordGap"] = cs.RecordGap(ctx, crmhook.Gap{Source: "attio", From: time.Now().Add(-time.Hour), To: time.Now()})
 	_, calls["ListGaps"] = cs.ListGaps(ctx, "", 0)
