@@ -111,7 +111,7 @@ type Event struct {
 	// smart_interaction_value.updated and unknown types.
 	Body json.RawMessage
 	// SentAt is sent_at as a UTC time; SentAtUnix the same in epoch seconds
-	// (what seed 000's dedupe key uses).
+	// (what crmhook's dedupe key for Affinity uses).
 	SentAt     time.Time
 	SentAtUnix int64
 	// Raw is the whole envelope exactly as received (for ParseMap: as

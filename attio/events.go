@@ -41,8 +41,8 @@ const (
 	CallRecordingCreated   EventType = "call-recording.created"
 )
 
-// Event types named by the project's seed document but absent from Attio's
-// reference. They are known (typed decoding works for them) but not
+// Event types some integration guides name but Attio's API reference does
+// not list. They are known (typed decoding works for them) but not
 // Official: the real API may refuse to subscribe to them.
 const (
 	CommentUpdated         EventType = "comment.updated"
@@ -65,7 +65,7 @@ var officialEventTypes = []EventType{
 var extraEventTypes = []EventType{CommentUpdated, WorkspaceMemberUpdated, CallRecordingUpdated}
 
 // AllEventTypes returns every known event type: the official ones, then the
-// seed's extras.
+// unofficial extras.
 func AllEventTypes() []EventType {
 	return slices.Concat(officialEventTypes, extraEventTypes)
 }

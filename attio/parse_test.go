@@ -254,8 +254,8 @@ func TestEventFixtures(t *testing.T) {
 }
 
 func TestSeed004Fixtures(t *testing.T) {
-	// The seed's curl body is unwrapped (the seed is wrong: Attio wants data),
-	// but its fields are ours.
+	// The integration guide's curl body is unwrapped (wrong: Attio wants
+	// data), but its fields are ours.
 	var req WebhookCreateRequest
 	if err := json.Unmarshal(readFixture(t, "seed004.curl-create-webhook.json"), &req); err != nil {
 		t.Fatal(err)
@@ -278,7 +278,7 @@ func TestSeed004Fixtures(t *testing.T) {
 		t.Errorf("curl record %+v %v", record, err)
 	}
 
-	// The seed's Step 1 request: its filters use an invented syntax that Attio
+	// The guide's Step 1 request: its filters use an invented syntax that Attio
 	// (and Filter) refuse; the unfiltered subscriptions are fine.
 	var seedReq struct {
 		TargetURL     string            `json:"target_url"`
@@ -320,7 +320,7 @@ func TestSeed004Fixtures(t *testing.T) {
 		t.Errorf("seed update %+v %v", update, err)
 	}
 
-	// The seed's event interface: it parses as an event (event_type + id
+	// The guide's event interface: it parses as an event (event_type + id
 	// object), but its id is not a record id, so typed decoding says which
 	// key is missing.
 	ev, err := ParseEvent(readFixture(t, "seed004.event.json"))

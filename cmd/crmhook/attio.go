@@ -169,7 +169,7 @@ func (s *subscriptionFlags) filter() (*attio.Filter, error) {
 }
 
 // checkEvents refuses unknown event types (typos) unless allowed, and warns
-// about the seed-only types Attio's reference does not list.
+// about the types Attio's reference does not list.
 func (c *cli) checkEvents(types []string, allowUnknown bool) ([]attio.EventType, error) {
 	out := make([]attio.EventType, 0, len(types))
 	for _, s := range types {

@@ -64,7 +64,7 @@ var (
 )
 
 // Affinity's two datetime layouts: ISO 8601 today, the older form in
-// earlier payloads (DESIGN.md: accept both).
+// earlier payloads; both must be accepted.
 var sampleTimeLayouts = []string{"2006-01-02T15:04:05.000-07:00", "2006-01-02 15:04:05 -0700"}
 
 func TestEventTypesAreSubscribable(t *testing.T) {

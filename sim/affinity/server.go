@@ -550,7 +550,7 @@ func quoteShort(s string) string {
 
 // apiError is an error answer. Affinity does not document its error bodies,
 // so the simulator varies them the way real APIs of its kind do and clients
-// must parse defensively (as DESIGN.md asks):
+// must parse defensively:
 //
 //	401                          text/plain "Unauthorized"
 //	404                          {"message":"Not found"}

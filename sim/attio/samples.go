@@ -34,7 +34,7 @@ var (
 )
 
 // EventTypes returns every event type the simulator can send: Attio's
-// official types, then the seed document's extras. Subscriptions may name
+// official types, then the unofficial extras. Subscriptions may name
 // only these.
 func EventTypes() []attio.EventType { return attio.AllEventTypes() }
 
