@@ -604,6 +604,8 @@ func (c *Config) Validate() error {
 			bad(f+".name", "%q must be 1-63 lowercase letters, digits, '-' or '_'", s.Name)
 		} else if names[s.Name] {
 			bad(f+".name", "duplicate source name %q", s.Name)
+		} else if s.Name == string(crmhook.ProviderCrmhook) {
+			bad(f+".name", "%q is reserved for crmhook's own events (the watchdog's findings)", s.Name)
 		}
 		names[s.Name] = true
 		switch s.Provider {

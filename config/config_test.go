@@ -343,3 +343,9 @@ func TestEnvReferencesInFlowSequencesAndComments(t *testing.T) {
 		t.Errorf("unset variable: %v", err)
 	}
 }
+
+func TestSourceNameCrmhookIsReserved(t *testing.T) {
+	if _, err := Parse([]byte("sources:\n  - {name: crmhook, provider: attio, secrets: [s]}\n"), env(nil)); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("err = %v, want the name reserved", err)
+	}
+}

@@ -41,6 +41,9 @@ const (
 	TypeRecreated = "crmhook.subscription.recreated"
 )
 
+// OperationalSource is the source of the watchdog's events.
+const OperationalSource = string(crmhook.ProviderCrmhook)
+
 // LeaseName is the store lease that lets one replica at a time check.
 const LeaseName = "watchdog"
 
@@ -313,11 +316,13 @@ func (w *Watchdog) report(ctx context.Context, f *Finding) {
 	if !f.Repaired {
 		return
 	}
+	after := *f
+	after.Status = subscription.StatusActive
 	switch f.Type {
 	case TypeDisabled:
-		w.emit(ctx, TypeReenabled, f)
+		w.emit(ctx, TypeReenabled, &after)
 	case TypeInactive, TypeDegraded, TypeMissing:
-		w.emit(ctx, TypeRecreated, f)
+		w.emit(ctx, TypeRecreated, &after)
 	}
 }
 
@@ -349,7 +354,10 @@ func (w *Watchdog) emit(ctx context.Context, typ string, f *Finding) {
 	}
 	body, _ := json.Marshal(p)
 	now := w.cfg.Now()
-	ev := crmhook.Event{ID: crmhook.NewEventID(), Source: f.Source, Provider: crmhook.ProviderCrmhook, Type: typ,
+	// The event's source is crmhook itself, not the provider source it is
+	// about (that is in the payload): the source's last event must stay the
+	// provider's, since gaps are measured from it.
+	ev := crmhook.Event{ID: crmhook.NewEventID(), Source: OperationalSource, Provider: crmhook.ProviderCrmhook, Type: typ,
 		OccurredAt: now, ReceivedAt: now, Payload: body}
 	if _, err := w.cfg.Store.Insert(ctx, crmhook.NewEvent{Event: ev, Sinks: w.cfg.Route(&ev)}); err != nil {
 		w.cfg.Logger.Warn("watchdog: could not store an operational event", "type", typ, "err", err)
