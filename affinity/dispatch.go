@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/crmhook/crmhook/internal/dispatch"
+	"github.com/crmhook/crmhook/internal/eventrouter"
 )
 
 // Dispatch has the same shape as the attio package's, so one habit serves
@@ -24,7 +24,7 @@ var ErrNoHandler = errors.New("affinity: no handler for event")
 // Registry maps event types to the Go type their bodies decode into. It is
 // safe for concurrent use.
 type Registry struct {
-	core dispatch.Registry[EventType, Event]
+	core eventrouter.Registry[EventType, Event]
 }
 
 // NewRegistry returns a registry that knows the event types of EventTypes
@@ -56,7 +56,7 @@ var DefaultRegistry = NewRegistry()
 // any earlier registration. Use it for event types Affinity adds before
 // this package knows them, or for your own richer structs.
 func Register[T any](r *Registry, types ...EventType) {
-	r.core.Set(dispatch.Boxed(decodeBody[T]), types...)
+	r.core.Set(eventrouter.Boxed(decodeBody[T]), types...)
 }
 
 // Decode returns the event's body decoded into its registered type (a
@@ -107,7 +107,7 @@ func decodeErrorText(err error) string {
 // for concurrent use.
 type Router struct {
 	registry *Registry
-	core     dispatch.Router[EventType, Event]
+	core     eventrouter.Router[EventType, Event]
 	// probeHandled is set once On registers a sample.webhook handler.
 	probeHandled atomic.Bool
 }
@@ -141,7 +141,7 @@ func NewRouter(opts ...RouterOption) *Router {
 // for an unregistered type). A decode failure is returned by Dispatch,
 // wrapping ErrParse, and h is not called.
 func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, body T) error) {
-	r.core.Handle(t, dispatch.Typed(r.decodeAny, decodeBody[T], h))
+	r.core.Handle(t, eventrouter.Typed(r.decodeAny, decodeBody[T], h))
 	if t == SampleWebhook {
 		r.probeHandled.Store(true)
 	}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/crmhook/crmhook/internal/dispatch"
+	"github.com/crmhook/crmhook/internal/eventrouter"
 )
 
 // Dispatch has the same shape as the affinity package's, so one habit serves
@@ -25,7 +25,7 @@ var ErrNoHandler = errors.New("attio: no handler for event")
 // safe for concurrent use. The zero value is an empty registry, ready to
 // use; a nil *Registry decodes like an empty one.
 type Registry struct {
-	core dispatch.Registry[EventType, Event]
+	core eventrouter.Registry[EventType, Event]
 }
 
 // NewRegistry returns a registry that knows every type of AllEventTypes.
@@ -52,7 +52,7 @@ var DefaultRegistry = NewRegistry()
 // earlier registration (use it for new Attio event types, or your own
 // richer structs). r must not be nil.
 func Register[T any](r *Registry, types ...EventType) {
-	r.core.Set(dispatch.Boxed(decodeEvent[T]), types...)
+	r.core.Set(eventrouter.Boxed(decodeEvent[T]), types...)
 }
 
 // Decode returns the event decoded into its registered type (a pointer, e.g.
@@ -87,7 +87,7 @@ func decodeEvent[T any](ev *Event) (T, error) {
 // concurrent use.
 type Router struct {
 	registry *Registry
-	core     dispatch.Router[EventType, Event]
+	core     eventrouter.Router[EventType, Event]
 }
 
 // RouterOption configures a Router.
@@ -120,7 +120,7 @@ func NewRouter(opts ...RouterOption) *Router {
 // *RecordEvent). A decode failure is returned by Dispatch, wrapping ErrParse,
 // and h is not called.
 func On[T any](r *Router, t EventType, h func(ctx context.Context, ev *Event, body T) error) {
-	r.core.Handle(t, dispatch.Typed(r.decodeAny, decodeEvent[T], h))
+	r.core.Handle(t, eventrouter.Typed(r.decodeAny, decodeEvent[T], h))
 }
 
 // decodeAny is what On[any] handlers receive: the registry's decoding

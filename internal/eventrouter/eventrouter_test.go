@@ -1,4 +1,4 @@
-package dispatch
+package eventrouter
 
 import (
 	"context"
@@ -54,7 +54,7 @@ func TestRegistrySetReplacesAndLookup(t *testing.T) {
 	if !okA || !okB {
 		t.Fatalf("lookup a %v b %v", okA, okB)
 	}
-	if v, _ := da(ev); fmt.Sprintf("%T", v) != "*dispatch.person" {
+	if v, _ := da(ev); fmt.Sprintf("%T", v) != "*eventrouter.person" {
 		t.Errorf("a decodes to %T", v)
 	}
 	if v, _ := db(ev); fmt.Sprintf("%T", v) != "*map[string]interface {}" {

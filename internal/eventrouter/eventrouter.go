@@ -1,10 +1,10 @@
-// Package dispatch is the generic core of the affinity and attio SDKs'
+// Package eventrouter is the generic core of the affinity and attio SDKs'
 // typed event dispatch: a registry of decoders keyed by event type and a
 // router of handlers with a fallback. Each SDK wraps it in its own Registry
 // and Router types, supplies how an event decodes into T and its own error
 // sentinels; the core quotes event types in errors, so both SDKs word an
 // unrouted event the same way.
-package dispatch
+package eventrouter
 
 import (
 	"context"
