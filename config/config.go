@@ -24,7 +24,7 @@ import (
 	"github.com/crmhook/crmhook/deliver"
 	"github.com/crmhook/crmhook/receiver"
 	"github.com/crmhook/crmhook/sink"
-	natssink "github.com/crmhook/crmhook/sink/nats"
+	"github.com/crmhook/crmhook/sink/natssink"
 	"go.yaml.in/yaml/v3"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
 	"github.com/crmhook/crmhook/sink"
-	natssink "github.com/crmhook/crmhook/sink/nats"
+	"github.com/crmhook/crmhook/sink/natssink"
 	"github.com/crmhook/crmhook/store/sqlite"
 )
 
