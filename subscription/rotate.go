@@ -18,6 +18,9 @@ import (
 // DefaultRotationGrace is how long a rotated-out secret stays accepted.
 const DefaultRotationGrace = 24 * time.Hour
 
+// rotationLease bounds how long a crashed rotation keeps others waiting.
+const rotationLease = 15 * time.Minute
+
 // Rotation phases, kept in the store so that a rotation resumes where it
 // stopped.
 const (
@@ -46,6 +49,10 @@ type RotationResult struct {
 
 // rotationData is a rotation's provider state.
 type rotationData struct {
+	// Listed says OldIDs is known: a resumed rotation must not list again,
+	// or it would take the replacement it created before stopping for an
+	// old webhook.
+	Listed bool     `json:"listed,omitempty"`
 	OldIDs []string `json:"old_ids,omitempty"` // Attio: the webhooks being replaced
 	NewID  string   `json:"new_id,omitempty"`  // Attio: the replacement
 }
@@ -79,6 +86,16 @@ func (m *Manager) Rotate(ctx context.Context, source string, grace time.Duration
 		return RotationResult{}, fmt.Errorf("subscription: rotate %s: an Attio secret comes only from creating a webhook; declare the source's subscription (api_key, events) first", source)
 	}
 	res := RotationResult{Source: source, Manual: src.Subscription == nil && src.Provider == crmhook.ProviderAffinity}
+	// One rotation of a source at a time, across processes.
+	lease, owner := "rotate:"+source, newPathSecret()
+	held, err := m.Store.AcquireLease(ctx, lease, owner, rotationLease)
+	if err != nil {
+		return res, fmt.Errorf("subscription: rotate %s: %w", source, err)
+	}
+	if !held {
+		return res, fmt.Errorf("subscription: rotate %s: another rotation of this source is running", source)
+	}
+	defer func() { _ = m.Store.ReleaseLease(context.WithoutCancel(ctx), lease, owner) }()
 	rot, err := m.Store.GetRotation(ctx, source)
 	switch {
 	case errors.Is(err, crmhook.ErrNotFound):
@@ -115,7 +132,7 @@ func (m *Manager) Rotate(ctx context.Context, source string, grace time.Duration
 	}
 	// phaseProviderSet: the old secrets go.
 	res.RetireAt = m.now().Add(grace)
-	if err := m.retireOld(ctx, src, rot.NewSecretID, res.RetireAt); err != nil {
+	if err := m.retireOld(ctx, src, rot.NewSecretID, data.NewID, res.RetireAt); err != nil {
 		return res, err
 	}
 	if err := m.Store.DeleteRotation(ctx, source); err != nil {
@@ -151,7 +168,9 @@ func (m *Manager) rotateNewSecret(ctx context.Context, src config.Source, rot *c
 		if err != nil {
 			return err
 		}
-		if data.NewID == "" {
+		// Rotations recorded before Listed existed had listed when they
+		// saved old webhooks.
+		if data.NewID == "" && !data.Listed && len(data.OldIDs) == 0 {
 			remotes, err := p.List(ctx)
 			if err != nil {
 				return fmt.Errorf("subscription: rotate %s: list: %w", src.Name, err)
@@ -165,15 +184,21 @@ func (m *Manager) rotateNewSecret(ctx context.Context, src config.Source, rot *c
 					data.OldIDs = append(data.OldIDs, r.ID)
 				}
 			}
+			data.Listed = true
 			// Saved before the create: a crash after it finds its webhook
 			// (one of ours not among the old ones) instead of making another.
 			if err := m.saveRotation(ctx, rot, *data); err != nil {
 				return err
 			}
-			if id, ok, err := m.resumedAttioWebhook(ctx, src, data.OldIDs, p); err != nil {
+		}
+		if data.NewID == "" {
+			if r, ok, err := m.resumedAttioWebhook(ctx, src, data.OldIDs, p); err != nil {
 				return err
 			} else if ok {
-				data.NewID = id
+				if err := m.finishAttioWebhook(ctx, src, r); err != nil {
+					return err
+				}
+				data.NewID = r.ID
 			} else {
 				r, err := m.Create(ctx, src.Name)
 				if err != nil {
@@ -200,14 +225,14 @@ func (m *Manager) rotateNewSecret(ctx context.Context, src config.Source, rot *c
 
 // resumedAttioWebhook finds the webhook a crashed rotation created: ours,
 // not one of the old ones, with its secret stored.
-func (m *Manager) resumedAttioWebhook(ctx context.Context, src config.Source, oldIDs []string, p Provider) (string, bool, error) {
+func (m *Manager) resumedAttioWebhook(ctx context.Context, src config.Source, oldIDs []string, p Provider) (Remote, bool, error) {
 	stored, err := m.Store.ListSecrets(ctx, src.Name)
 	if err != nil {
-		return "", false, fmt.Errorf("subscription: rotate %s: %w", src.Name, err)
+		return Remote{}, false, fmt.Errorf("subscription: rotate %s: %w", src.Name, err)
 	}
 	remotes, err := p.List(ctx)
 	if err != nil {
-		return "", false, fmt.Errorf("subscription: rotate %s: list: %w", src.Name, err)
+		return Remote{}, false, fmt.Errorf("subscription: rotate %s: list: %w", src.Name, err)
 	}
 	for _, r := range remotes {
 		if slices.Contains(oldIDs, r.ID) {
@@ -215,11 +240,33 @@ func (m *Manager) resumedAttioWebhook(ctx context.Context, src config.Source, ol
 		}
 		for _, s := range stored {
 			if s.SubscriptionID == r.ID && s.State == crmhook.SecretActive {
-				return r.ID, true, nil
+				return r, true, nil
 			}
 		}
 	}
-	return "", false, nil
+	return Remote{}, false, nil
+}
+
+// finishAttioWebhook makes the webhook a crashed rotation created receive
+// the declared events: the rotation may have stopped after its secret was
+// stored but before Create set them, when it still receives nothing. The
+// replicas get SecretSettle to accept its secret first.
+func (m *Manager) finishAttioWebhook(ctx context.Context, src config.Source, r Remote) error {
+	ss, err := m.sourceState(ctx, src.Name)
+	if err != nil {
+		return err
+	}
+	if len(ss.drift(r)) == 0 {
+		return nil
+	}
+	if err := m.settle(ctx); err != nil {
+		return err
+	}
+	if err := ss.p.Update(ctx, r.ID, ss.url, ss.want); err != nil {
+		return fmt.Errorf("subscription: rotate %s: set the events of the new webhook %s: %w", src.Name, r.ID, err)
+	}
+	m.logger().Info("subscription events set", "source", src.Name, "id", r.ID, "events", len(ss.want))
+	return nil
 }
 
 // rotateProvider sends the provider to the new secret once every replica
@@ -227,15 +274,27 @@ func (m *Manager) resumedAttioWebhook(ctx context.Context, src config.Source, ol
 func (m *Manager) rotateProvider(ctx context.Context, src config.Source, rot *crmhook.Rotation, data *rotationData) error {
 	switch {
 	case src.Provider == crmhook.ProviderAttio:
-		p, err := m.provider(src)
+		ss, err := m.sourceState(ctx, src.Name)
 		if err != nil {
 			return err
 		}
-		for _, id := range data.OldIDs {
+		remotes, err := ss.p.List(ctx)
+		if err != nil {
+			return fmt.Errorf("subscription: rotate %s: list: %w", src.Name, err)
+		}
+		// Besides the old webhooks, any other of ours goes: one a crashed
+		// rotation created but whose secret it never stored cannot deliver.
+		ids := slices.Clone(data.OldIDs)
+		for _, r := range remotes {
+			if m.owner(ss, r) == ours && !slices.Contains(ids, r.ID) {
+				ids = append(ids, r.ID)
+			}
+		}
+		for _, id := range ids {
 			if id == data.NewID {
 				continue
 			}
-			if err := p.Delete(ctx, id); err != nil {
+			if err := ss.p.Delete(ctx, id); err != nil {
 				return fmt.Errorf("subscription: rotate %s: delete the old webhook %s: %w", src.Name, id, err)
 			}
 		}
@@ -256,27 +315,21 @@ func (m *Manager) rotateProvider(ctx context.Context, src config.Source, rot *cr
 	return m.saveRotation(ctx, rot, *data)
 }
 
-// retireOld schedules every secret of the source but the new one (and, for
-// Attio, the new webhook's) to stop being accepted at retireAt: stored ones
-// by state, the config's by a stored retiring copy.
-func (m *Manager) retireOld(ctx context.Context, src config.Source, newID int64, retireAt time.Time) error {
+// retireOld schedules every secret of the source but the new one (the
+// stored secret newID, or Attio's new webhook's) to stop being accepted at
+// retireAt: stored ones by state, the config's by a stored retiring copy.
+func (m *Manager) retireOld(ctx context.Context, src config.Source, newID int64, newWebhook string, retireAt time.Time) error {
 	stored, err := m.Store.ListSecrets(ctx, src.Name)
 	if err != nil {
 		return fmt.Errorf("subscription: rotate %s: %w", src.Name, err)
 	}
-	newest := newID
-	if src.Provider == crmhook.ProviderAttio {
-		// The new webhook's secret is the newest active one.
-		for _, s := range stored {
-			if s.State == crmhook.SecretActive && s.ID > newest {
-				newest = s.ID
-			}
-		}
+	isNew := func(s crmhook.SourceSecret) bool {
+		return s.ID == newID || (newWebhook != "" && s.SubscriptionID == newWebhook)
 	}
 	have := map[string]bool{}
 	for _, s := range stored {
 		have[s.Secret] = true
-		if s.ID == newest || s.State != crmhook.SecretActive {
+		if isNew(s) || s.State != crmhook.SecretActive {
 			continue
 		}
 		if err := m.Store.SetSecretState(ctx, s.ID, crmhook.SecretRetiring, retireAt); err != nil {
@@ -305,7 +358,6 @@ func (m *Manager) saveRotation(ctx context.Context, rot *crmhook.Rotation, data 
 	}
 	return nil
 }
-
 
 // newPathSecret is 32 random bytes as 43 URL-safe characters.
 func newPathSecret() string {
