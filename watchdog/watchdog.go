@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/crmhook/crmhook"
@@ -122,11 +123,13 @@ func (w *Watchdog) Run(ctx context.Context) {
 	}
 }
 
+// leaseTTL is how long the lease outlives its last renewal: two
+// intervals, so a replica that stops is replaced after at most about two
+// intervals; the holder renews it every interval.
+func (w *Watchdog) leaseTTL() time.Duration { return 2*w.cfg.Interval + time.Second }
+
 func (w *Watchdog) tick(ctx context.Context) {
-	// The lease outlives two intervals, so a replica that stops is
-	// replaced after at most about two intervals; the holder renews it
-	// every interval.
-	held, err := w.cfg.Store.AcquireLease(ctx, LeaseName, w.cfg.Owner, 2*w.cfg.Interval+time.Second)
+	held, err := w.cfg.Store.AcquireLease(ctx, LeaseName, w.cfg.Owner, w.leaseTTL())
 	if err != nil {
 		if ctx.Err() == nil {
 			w.cfg.Logger.Warn("watchdog: lease", "err", err)
@@ -136,8 +139,54 @@ func (w *Watchdog) tick(ctx context.Context) {
 	if !held {
 		return
 	}
-	if _, err := w.Check(ctx); err != nil && ctx.Err() == nil {
+	// The lease is renewed while the check runs, however long it takes
+	// (slow provider calls, Affinity's probe, an Attio secret's settle
+	// time): a check that outlived the lease would let another replica
+	// repair the same subscriptions at the same time. Should the lease be
+	// lost anyway, the check is cancelled. It is renewed until the check
+	// has returned, even once ctx has ended (a check may take a moment to
+	// stop): Run releases it then.
+	cctx, cancel := context.WithCancel(ctx)
+	hctx, stopHolding := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { w.holdLease(hctx, cancel) })
+	_, err = w.Check(cctx)
+	stopHolding()
+	cancel()
+	wg.Wait()
+	if err != nil && ctx.Err() == nil {
 		w.cfg.Logger.Warn("watchdog: check failed", "err", err)
+	}
+}
+
+// holdLease renews the lease every interval until ctx ends, and calls lost
+// when the lease was taken over or could not be renewed for so long that it
+// may have run out.
+func (w *Watchdog) holdLease(ctx context.Context, lost context.CancelFunc) {
+	t := time.NewTicker(w.cfg.Interval)
+	defer t.Stop()
+	renewed := time.Now() // real time: the lease runs out in real time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held, err := w.cfg.Store.AcquireLease(ctx, LeaseName, w.cfg.Owner, w.leaseTTL())
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil && held:
+			renewed = time.Now()
+		case err == nil:
+			w.cfg.Logger.Warn("watchdog: lease lost during a check; cancelling it")
+			lost()
+			return
+		case time.Since(renewed) >= w.leaseTTL()-w.cfg.Interval:
+			w.cfg.Logger.Warn("watchdog: lease not renewed during a check; cancelling it", "err", err)
+			lost()
+			return
+		}
 	}
 }
 
@@ -165,8 +214,10 @@ func (w *Watchdog) Check(ctx context.Context) ([]Finding, error) {
 		return nil, fmt.Errorf("watchdog: states: %w", err)
 	}
 	prev := make(map[[2]string]crmhook.SubscriptionState, len(states))
+	lastHealthy := map[string]time.Time{} // by source, over all its subscriptions
 	for _, s := range states {
 		prev[[2]string{s.Source, s.SubscriptionID}] = s
+		lastHealthy[s.Source] = latest(lastHealthy[s.Source], s.LastHealthyAt)
 	}
 	var findings []Finding
 	var errs []error
@@ -182,14 +233,27 @@ func (w *Watchdog) Check(ctx context.Context) ([]Finding, error) {
 		r, seen := rotating[step.Source]
 		if !seen {
 			_, err := w.cfg.Store.GetRotation(ctx, step.Source)
-			r = err == nil
+			// A rotation that cannot be read may be under way: the source
+			// is left alone this time.
+			r = !errors.Is(err, crmhook.ErrNotFound)
+			if err != nil && r {
+				errs = append(errs, fmt.Errorf("watchdog: %s: rotation: %w", step.Source, err))
+			}
 			rotating[step.Source] = r
 		}
 		if r {
 			continue
 		}
 		checked[step.Source] = true
-		f, kept, err := w.handle(ctx, step, prev[[2]string{step.Source, step.SubscriptionID}])
+		p := prev[[2]string{step.Source, step.SubscriptionID}]
+		if step.Action == subscription.ActionCreate {
+			// None of the source's subscriptions is left: its gap starts
+			// at the last check that found one of them healthy (their
+			// states are forgotten below; the missing placeholder keeps
+			// the time).
+			p.LastHealthyAt = latest(p.LastHealthyAt, lastHealthy[step.Source])
+		}
+		f, kept, err := w.handle(ctx, step, p)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -251,24 +315,29 @@ func (w *Watchdog) handle(ctx context.Context, step subscription.Step, prev crmh
 		return nil, &state, w.cfg.Store.PutSubscriptionState(ctx, state)
 	}
 	// A finding already reported and left as it was (repair off) is not
-	// reported again every interval.
-	if prev.Status == state.Status && !w.cfg.Repair && !prev.LastCheckedAt.IsZero() {
+	// reported again every interval: the previous check found the
+	// subscription unhealthy (it left LastHealthyAt behind LastCheckedAt)
+	// with the same status. Status alone does not tell: a subscription
+	// that drifted stays active.
+	if !w.cfg.Repair && prev.Status == state.Status && !prev.LastCheckedAt.IsZero() && prev.LastHealthyAt.Before(prev.LastCheckedAt) {
 		return nil, &state, w.cfg.Store.PutSubscriptionState(ctx, state)
 	}
 	var err error
 	if w.cfg.Repair {
 		err = w.repair(ctx, step, f, prev, &state)
 	}
-	w.report(ctx, f)
-	// A repaired create or recreate made a new subscription, and a delete
-	// removed one: the old state goes, the next check sees the new one.
+	// The state is written before the events go out, so that whoever the
+	// events alert finds it current. A repaired create or recreate made a
+	// new subscription, and a delete removed one: the old state goes, the
+	// next check sees the new one.
+	kept := &state
 	if f.Repaired && step.Action != subscription.ActionEnable && step.Action != subscription.ActionUpdate {
-		return f, nil, err
-	}
-	if perr := w.cfg.Store.PutSubscriptionState(ctx, state); perr != nil {
+		kept = nil
+	} else if perr := w.cfg.Store.PutSubscriptionState(ctx, state); perr != nil {
 		err = errors.Join(err, perr)
 	}
-	return f, &state, err
+	w.report(ctx, f)
+	return f, kept, err
 }
 
 // repair applies the step and, where the provider sent nothing for a span
@@ -292,8 +361,15 @@ func (w *Watchdog) repair(ctx context.Context, step subscription.Step, f *Findin
 	f.Repaired = true
 	now := w.cfg.Now()
 	state.Status, state.LastHealthyAt = string(subscription.StatusActive), now
+	if from.After(now) {
+		// The last event was stamped by a replica whose clock runs ahead.
+		from = now
+	}
 	if lost && !from.IsZero() {
-		g := crmhook.Gap{Source: step.Source, SubscriptionID: step.SubscriptionID, From: from, To: now, RecordedAt: now}
+		// Microseconds, as the stores keep them: the events and the
+		// stored gap then say the same instant.
+		g := crmhook.Gap{Source: step.Source, SubscriptionID: step.SubscriptionID,
+			From: from.Truncate(time.Microsecond), To: now.Truncate(time.Microsecond), RecordedAt: now}
 		id, err := w.cfg.Store.RecordGap(ctx, g)
 		if err != nil {
 			return fmt.Errorf("watchdog: %s: record gap: %w", step.Source, err)
