@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -26,8 +24,7 @@ const (
 
 // simAffinityRunFlags are the flags of `crmhook sim affinity` itself.
 type simAffinityRunFlags struct {
-	addr      string
-	timeScale float64
+	simRunFlags
 	adminKey  string
 	userKey   string
 	rateLimit int
@@ -56,8 +53,7 @@ one of the two API keys, create a subscription, then send events with
 			return c.runSimAffinity(cmd.Context(), f)
 		},
 	}
-	cmd.Flags().StringVar(&f.addr, "addr", simAffinityDefaultAddr, "address to listen on (host:port; port 0 picks a free one)")
-	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "simulated seconds per real second while waiting between retries (36000 plays the 10 hour retry window in a second)")
+	f.add(cmd, simAffinityDefaultAddr, "36000 plays the 10 hour retry window in a second")
 	cmd.Flags().StringVar(&f.adminKey, "admin-key", affinitysim.DefaultAdminKey, "API key of user 1, an admin")
 	cmd.Flags().StringVar(&f.userKey, "user-key", affinitysim.DefaultUserKey, "API key of user 2, not an admin")
 	cmd.Flags().IntVar(&f.rateLimit, "rate-limit", 900, "requests per user per minute before 429")
@@ -71,8 +67,8 @@ func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error 
 	if f.rateLimit <= 0 {
 		return fmt.Errorf("sim affinity: --rate-limit must be a positive number of requests per minute, got %d", f.rateLimit)
 	}
-	if !(f.timeScale > 0) { // also catches NaN
-		return fmt.Errorf("sim affinity: --time-scale must be positive, got %v", f.timeScale)
+	if err := f.checkTimeScale("affinity"); err != nil {
+		return err
 	}
 	if f.adminKey == f.userKey {
 		return errors.New("sim affinity: --admin-key and --user-key must differ")
@@ -84,21 +80,19 @@ func (c *cli) runSimAffinity(ctx context.Context, f *simAffinityRunFlags) error 
 		},
 		RateLimitPerMinute: f.rateLimit,
 		TimeScale:          f.timeScale,
-		Logger:             slog.New(slog.NewTextHandler(c.stderr, nil)),
+		Logger:             c.simLogger(),
 	})
 	if err != nil {
 		return fmt.Errorf("sim affinity: %w", err)
 	}
-	defer sim.Close()
-
-	return c.serveSim(ctx, "affinity", f.addr, sim, sim.Close, func(base string) {
+	return c.serveSim(ctx, "affinity", f.addr, sim, func(base string) {
 		fmt.Fprintf(c.stdout, "affinity simulator listening on %s (API keys: %s = user 1, admin; %s = user 2); trigger events with: crmhook sim affinity trigger person.created --sim-url %s\n",
 			base, f.adminKey, f.userKey, base)
 	})
 }
 
 func (c *cli) simAffinityTriggerCmd() *cobra.Command {
-	f := &simClientFlags{}
+	sc := &simClient{sim: "affinity", defaultURL: simAffinityDefaultURL}
 	var bodyFile string
 	cmd := &cobra.Command{
 		Use:   "trigger TYPE [--body FILE.json] [--sim-url URL]",
@@ -115,38 +109,18 @@ deliveries are retried in the background (see 'deliveries').`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := affinitysim.TriggerRequest{Type: args[0]}
 			if bodyFile != "" {
-				body, err := readSimAffinityBody(cmd, bodyFile)
+				body, err := sc.readJSONFile(cmd, "body", bodyFile, "valid JSON", json.Valid)
 				if err != nil {
 					return err
 				}
 				req.Body = body
 			}
-			var res affinitysim.TriggerResult
-			if err := simCall(cmd.Context(), "affinity", simAffinityDefaultURL, http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
-				return fmt.Errorf("sim affinity trigger: %w", err)
-			}
-			if f.asJSON {
-				return writeJSON(c.stdout, res)
-			}
-			return writeSimAffinityTrigger(c.stdout, res)
+			return simTrigger(cmd, c.stdout, sc, req, writeSimAffinityTrigger)
 		},
 	}
 	cmd.Flags().StringVar(&bodyFile, "body", "", "JSON file holding the event body ('-' for standard input); default: the type's sample body")
-	addSimClientFlags(cmd, f, simAffinityDefaultURL)
+	sc.addFlags(cmd)
 	return cmd
-}
-
-// readSimAffinityBody reads --body and checks it is JSON, so a typo fails
-// here with the file's name rather than as a 400 from the simulator.
-func readSimAffinityBody(cmd *cobra.Command, name string) (json.RawMessage, error) {
-	raw, err := readInputFile(cmd, name)
-	if err != nil {
-		return nil, fmt.Errorf("sim affinity trigger: --body: %w", err)
-	}
-	if !json.Valid(raw) {
-		return nil, fmt.Errorf("sim affinity trigger: --body %s: not valid JSON", name)
-	}
-	return raw, nil
 }
 
 func writeSimAffinityTrigger(w io.Writer, res affinitysim.TriggerResult) error {
@@ -157,59 +131,33 @@ func writeSimAffinityTrigger(w io.Writer, res affinitysim.TriggerResult) error {
 	fmt.Fprintf(w, "%s (sent_at %d) sent to %d subscription(s):\n", res.Type, res.SentAt, len(res.Deliveries))
 	rows := make([][]string, 0, len(res.Deliveries))
 	for _, d := range res.Deliveries {
-		result := "delivered"
-		if !d.OK {
-			result = "failed, will retry"
-		}
-		rows = append(rows, []string{strconv.FormatInt(d.SubscriptionID, 10), simAffinityTargetHost(d.URL), simAffinityStatus(d), result})
+		rows = append(rows, []string{strconv.FormatInt(d.SubscriptionID, 10), simAffinityTargetHost(d.URL),
+			simAttemptStatus(d.StatusCode, d.Error), simFirstResult(d.OK)})
 	}
 	return writeTable(w, []string{"SUBSCRIPTION", "TARGET", "STATUS", "RESULT"}, rows)
 }
 
 func (c *cli) simAffinityDeliveriesCmd() *cobra.Command {
-	f := &simClientFlags{}
+	sc := &simClient{sim: "affinity", defaultURL: simAffinityDefaultURL}
 	cmd := &cobra.Command{
 		Use:   "deliveries [--sim-url URL]",
 		Short: "Show the running simulator's delivery log (every attempt of every event)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var log []affinitysim.Delivery
-			if err := simCall(cmd.Context(), "affinity", simAffinityDefaultURL, http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
-				return fmt.Errorf("sim affinity deliveries: %w", err)
-			}
-			if f.asJSON {
-				if log == nil {
-					log = []affinitysim.Delivery{}
-				}
-				return writeJSON(c.stdout, log)
-			}
-			rows := make([][]string, 0, len(log))
-			for _, d := range log {
-				rows = append(rows, []string{
-					d.Time.UTC().Format(time.RFC3339),
-					strconv.FormatInt(d.SubscriptionID, 10),
-					d.EventType,
-					strconv.Itoa(d.Attempt),
-					simAffinityStatus(d),
+			return simDeliveries(cmd, c.stdout, sc, []string{"TIME", "SUBSCRIPTION", "TYPE", "ATTEMPT", "STATUS"},
+				func(d affinitysim.Delivery) []string {
+					return []string{
+						d.Time.UTC().Format(time.RFC3339),
+						strconv.FormatInt(d.SubscriptionID, 10),
+						d.EventType,
+						strconv.Itoa(d.Attempt),
+						simAttemptStatus(d.StatusCode, d.Error),
+					}
 				})
-			}
-			return writeTable(c.stdout, []string{"TIME", "SUBSCRIPTION", "TYPE", "ATTEMPT", "STATUS"}, rows)
 		},
 	}
-	addSimClientFlags(cmd, f, simAffinityDefaultURL)
+	sc.addFlags(cmd)
 	return cmd
-}
-
-// simAffinityStatus is an attempt's outcome for a table: the HTTP status, or
-// why no answer came.
-func simAffinityStatus(d affinitysim.Delivery) string {
-	if d.StatusCode != 0 {
-		return strconv.Itoa(d.StatusCode)
-	}
-	if d.Error != "" {
-		return d.Error
-	}
-	return "-"
 }
 
 // simAffinityTargetHost shows where a delivery went without its path: webhook

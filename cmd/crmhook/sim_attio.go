@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -26,9 +24,8 @@ const (
 
 // simAttioRunFlags are the flags of `crmhook sim attio` itself.
 type simAttioRunFlags struct {
-	addr      string
-	token     string
-	timeScale float64
+	simRunFlags
+	token string
 }
 
 func (c *cli) simAttioCmd() *cobra.Command {
@@ -56,9 +53,8 @@ deliveries'. It stops on Ctrl-C or SIGTERM.`,
 			return c.runSimAttio(cmd.Context(), f)
 		},
 	}
-	cmd.Flags().StringVar(&f.addr, "addr", simAttioDefaultAddr, "address to listen on (host:port; port 0 picks a free one)")
+	f.add(cmd, simAttioDefaultAddr, "100000 plays the ~3 day retry schedule in under 3 seconds")
 	cmd.Flags().StringVar(&f.token, "token", attiosim.DefaultToken, "the API token the simulator accepts (Authorization: Bearer …)")
-	cmd.Flags().Float64Var(&f.timeScale, "time-scale", 1, "simulated seconds per real second while waiting between retries (100000 plays the ~3 day retry schedule in under 3 seconds)")
 	cmd.AddCommand(c.simAttioTriggerCmd(), c.simAttioDeliveriesCmd())
 	return cmd
 }
@@ -66,8 +62,8 @@ deliveries'. It stops on Ctrl-C or SIGTERM.`,
 // runSimAttio serves the simulator until ctx is done (main cancels it on
 // SIGINT and SIGTERM), then stops the server and the retry loops.
 func (c *cli) runSimAttio(ctx context.Context, f *simAttioRunFlags) error {
-	if !(f.timeScale > 0) { // also catches NaN
-		return fmt.Errorf("sim attio: --time-scale must be positive, got %v", f.timeScale)
+	if err := f.checkTimeScale("attio"); err != nil {
+		return err
 	}
 	if strings.TrimSpace(f.token) == "" {
 		return errors.New("sim attio: --token must not be empty")
@@ -75,14 +71,12 @@ func (c *cli) runSimAttio(ctx context.Context, f *simAttioRunFlags) error {
 	sim, err := attiosim.New(attiosim.Config{
 		Token:     f.token,
 		TimeScale: f.timeScale,
-		Logger:    slog.New(slog.NewTextHandler(c.stderr, nil)),
+		Logger:    c.simLogger(),
 	})
 	if err != nil {
 		return fmt.Errorf("sim attio: %w", err)
 	}
-	defer sim.Close()
-
-	return c.serveSim(ctx, "attio", f.addr, sim, sim.Close, func(base string) {
+	return c.serveSim(ctx, "attio", f.addr, sim, func(base string) {
 		fmt.Fprintf(c.stdout, `attio simulator listening on %s
   API root: %s/v2
   token:    %s
@@ -95,7 +89,7 @@ then trigger events:
 }
 
 func (c *cli) simAttioTriggerCmd() *cobra.Command {
-	f := &simClientFlags{}
+	sc := &simClient{sim: "attio", defaultURL: simAttioDefaultURL}
 	var eventFile string
 	cmd := &cobra.Command{
 		Use:   "trigger TYPE [--event FILE.json] [--sim-url URL]",
@@ -114,39 +108,24 @@ are retried in the background (see 'deliveries').`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := attiosim.TriggerRequest{EventType: args[0]}
 			if eventFile != "" {
-				event, err := readSimAttioEvent(cmd, eventFile)
+				event, err := sc.readJSONFile(cmd, "event", eventFile, "a JSON object", isJSONObject)
 				if err != nil {
 					return err
 				}
 				req.Event = event
 			}
-			var res attiosim.TriggerResult
-			if err := simCall(cmd.Context(), "attio", simAttioDefaultURL, http.MethodPost, f.simURL, "/_sim/trigger", req, &res); err != nil {
-				return fmt.Errorf("sim attio trigger: %w", err)
-			}
-			if f.asJSON {
-				return writeJSON(c.stdout, res)
-			}
-			return writeSimAttioTrigger(c.stdout, res)
+			return simTrigger(cmd, c.stdout, sc, req, writeSimAttioTrigger)
 		},
 	}
 	cmd.Flags().StringVar(&eventFile, "event", "", "JSON file merged onto the sample event ('-' for standard input)")
-	addSimClientFlags(cmd, f, simAttioDefaultURL)
+	sc.addFlags(cmd)
 	return cmd
 }
 
-// readSimAttioEvent reads --event and checks it is a JSON object, so a typo
-// fails here with the file's name rather than as a 400 from the simulator.
-func readSimAttioEvent(cmd *cobra.Command, name string) (json.RawMessage, error) {
-	raw, err := readInputFile(cmd, name)
-	if err != nil {
-		return nil, fmt.Errorf("sim attio trigger: --event: %w", err)
-	}
+// isJSONObject reports whether raw is one JSON object.
+func isJSONObject(raw []byte) bool {
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
-		return nil, fmt.Errorf("sim attio trigger: --event %s: not a JSON object", name)
-	}
-	return raw, nil
+	return json.Unmarshal(raw, &obj) == nil && obj != nil
 }
 
 func writeSimAttioTrigger(w io.Writer, res attiosim.TriggerResult) error {
@@ -157,34 +136,20 @@ func writeSimAttioTrigger(w io.Writer, res attiosim.TriggerResult) error {
 	fmt.Fprintf(w, "%s sent to %d webhook(s):\n", res.EventType, len(res.Deliveries))
 	rows := make([][]string, 0, len(res.Deliveries))
 	for _, d := range res.Deliveries {
-		result := "delivered"
-		if !d.OK {
-			result = "failed, will retry"
-		}
-		rows = append(rows, []string{d.WebhookID, simAttioStatus(d), result, d.IdempotencyKey})
+		rows = append(rows, []string{d.WebhookID, simAttemptStatus(d.StatusCode, d.Error), simFirstResult(d.OK), d.IdempotencyKey})
 	}
 	return writeTable(w, []string{"WEBHOOK", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}, rows)
 }
 
 func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
-	f := &simClientFlags{}
+	sc := &simClient{sim: "attio", defaultURL: simAttioDefaultURL}
 	cmd := &cobra.Command{
 		Use:   "deliveries [--json] [--sim-url URL]",
 		Short: "Show the running simulator's delivery log (every attempt of every message)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var log []attiosim.Delivery
-			if err := simCall(cmd.Context(), "attio", simAttioDefaultURL, http.MethodGet, f.simURL, "/_sim/deliveries", nil, &log); err != nil {
-				return fmt.Errorf("sim attio deliveries: %w", err)
-			}
-			if f.asJSON {
-				if log == nil {
-					log = []attiosim.Delivery{}
-				}
-				return writeJSON(c.stdout, log)
-			}
-			rows := make([][]string, 0, len(log))
-			for _, d := range log {
+			header := []string{"TIME", "WEBHOOK", "EVENT", "ATTEMPT", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}
+			return simDeliveries(cmd, c.stdout, sc, header, func(d attiosim.Delivery) []string {
 				result := "delivered"
 				switch {
 				case d.GaveUp:
@@ -192,31 +157,18 @@ func (c *cli) simAttioDeliveriesCmd() *cobra.Command {
 				case !d.OK:
 					result = "failed"
 				}
-				rows = append(rows, []string{
+				return []string{
 					d.Time.UTC().Format(time.RFC3339),
 					d.WebhookID,
 					d.EventType,
 					strconv.Itoa(d.Attempt),
-					simAttioStatus(d),
+					simAttemptStatus(d.StatusCode, d.Error),
 					result,
 					d.IdempotencyKey,
-				})
-			}
-			return writeTable(c.stdout, []string{"TIME", "WEBHOOK", "EVENT", "ATTEMPT", "STATUS", "RESULT", "IDEMPOTENCY-KEY"}, rows)
+				}
+			})
 		},
 	}
-	addSimClientFlags(cmd, f, simAttioDefaultURL)
+	sc.addFlags(cmd)
 	return cmd
-}
-
-// simAttioStatus is an attempt's outcome for a table: the HTTP status, or
-// why no answer came.
-func simAttioStatus(d attiosim.Delivery) string {
-	if d.StatusCode != 0 {
-		return strconv.Itoa(d.StatusCode)
-	}
-	if d.Error != "" {
-		return d.Error
-	}
-	return "-"
 }

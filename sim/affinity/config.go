@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // User is one Affinity user of the simulated instance. Admins may delete any
@@ -85,11 +86,7 @@ var ErrInvalidConfig = errors.New("affinitysim: invalid config")
 // withDefaults returns a copy of cfg with every zero field set to its
 // default, or an error naming each invalid field.
 func (cfg Config) withDefaults() (Config, error) {
-	var problems []string
-	bad := func(field, format string, args ...any) {
-		problems = append(problems, "Config."+field+": "+fmt.Sprintf(format, args...))
-	}
-
+	var c simhttp.Checker
 	if len(cfg.Users) == 0 {
 		cfg.Users = []User{
 			{ID: 1, APIKey: DefaultAdminKey, Admin: true},
@@ -102,71 +99,32 @@ func (cfg Config) withDefaults() (Config, error) {
 		for i, u := range cfg.Users {
 			field := fmt.Sprintf("Users[%d]", i)
 			if u.ID <= 0 {
-				bad(field+".ID", "must be a positive integer")
+				c.Bad(field+".ID", "must be a positive integer")
 			} else if ids[u.ID] {
-				bad(field+".ID", "duplicate user id %d", u.ID)
+				c.Bad(field+".ID", "duplicate user id %d", u.ID)
 			}
 			ids[u.ID] = true
 			switch {
 			case u.APIKey == "":
-				bad(field+".APIKey", "must not be empty")
+				c.Bad(field+".APIKey", "must not be empty")
 			case strings.TrimSpace(u.APIKey) != u.APIKey || strings.ContainsAny(u.APIKey, " \t\r\n"):
 				// The key itself is never echoed: it is a secret even here.
-				bad(field+".APIKey", "must not contain whitespace")
+				c.Bad(field+".APIKey", "must not contain whitespace")
 			case keys[u.APIKey]:
-				bad(field+".APIKey", "same key as an earlier user")
+				c.Bad(field+".APIKey", "same key as an earlier user")
 			}
 			keys[u.APIKey] = true
 		}
 	}
 
-	defaultInt := func(field string, v *int, def int) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			bad(field, "must not be negative, got %d", *v)
-		}
-	}
-	defaultInt("MaxSubscriptions", &cfg.MaxSubscriptions, 3)
-	defaultInt("RateLimitPerMinute", &cfg.RateLimitPerMinute, 900)
-	defaultInt("OrgMonthlyQuota", &cfg.OrgMonthlyQuota, 100000)
-
-	defaultDuration := func(field string, v *time.Duration, def time.Duration) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			bad(field, "must not be negative, got %s", *v)
-		}
-	}
-	defaultDuration("ProbeTimeout", &cfg.ProbeTimeout, 3*time.Second)
-	defaultDuration("RetryWindow", &cfg.RetryWindow, 10*time.Hour)
-	defaultDuration("InitialBackoff", &cfg.InitialBackoff, time.Minute)
-	defaultDuration("DeliveryTimeout", &cfg.DeliveryTimeout, 10*time.Second)
-
-	switch {
-	case cfg.TimeScale == 0:
-		cfg.TimeScale = 1
-	case math.IsNaN(cfg.TimeScale) || math.IsInf(cfg.TimeScale, 0) || cfg.TimeScale < 0:
-		bad("TimeScale", "must be a positive finite number, got %v", cfg.TimeScale)
-	}
-
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-
-	if len(problems) > 0 {
-		// One line, so the CLI can print it as its single error line.
-		return Config{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
-	}
-	return cfg, nil
+	c.Int("MaxSubscriptions", &cfg.MaxSubscriptions, 3)
+	c.Int("RateLimitPerMinute", &cfg.RateLimitPerMinute, 900)
+	c.Int("OrgMonthlyQuota", &cfg.OrgMonthlyQuota, 100000)
+	c.Duration("ProbeTimeout", &cfg.ProbeTimeout, 3*time.Second)
+	c.Duration("RetryWindow", &cfg.RetryWindow, 10*time.Hour)
+	c.Duration("InitialBackoff", &cfg.InitialBackoff, time.Minute)
+	c.Duration("DeliveryTimeout", &cfg.DeliveryTimeout, 10*time.Second)
+	c.Positive("TimeScale", &cfg.TimeScale, 1)
+	c.Common(&cfg.HTTPClient, &cfg.Now, &cfg.Logger)
+	return simhttp.Result(&c, cfg, ErrInvalidConfig)
 }

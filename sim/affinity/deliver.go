@@ -92,24 +92,21 @@ func (s *Server) Trigger(ctx context.Context, eventType string, body json.RawMes
 	}
 
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return TriggerResult{}, fmt.Errorf("affinitysim: trigger: %w", ErrClosed)
-	}
 	var targets []Webhook
 	for _, wh := range s.webhooksLocked() {
 		if !wh.Disabled && wh.wants(eventType) {
 			targets = append(targets, wh)
 		}
 	}
-	s.chains().AddLocked(len(targets))
+	started := s.runner.AddLocked(len(targets))
 	s.mu.Unlock()
-
-	firsts := make(chan Delivery, len(targets))
-	for _, wh := range targets {
-		go s.deliver(wh, eventType, sentAt, payload, firsts)
+	if !started {
+		return TriggerResult{}, fmt.Errorf("affinitysim: trigger: %w", ErrClosed)
 	}
-	deliveries, err := simdeliver.Firsts(ctx, firsts, len(targets))
+
+	deliveries, err := simdeliver.Start(ctx, targets, func(wh Webhook, first chan<- Delivery) {
+		s.deliver(wh, eventType, sentAt, payload, first)
+	})
 	if err != nil {
 		return TriggerResult{}, fmt.Errorf("affinitysim: trigger %s: %w", quoteShort(eventType), err)
 	}
@@ -132,7 +129,7 @@ func (s *Server) Trigger(ctx context.Context, eventType string, body json.RawMes
 // is exact and the same on a slow machine; real waits are the simulated ones
 // divided by TimeScale.
 func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []byte, first chan<- Delivery) {
-	defer s.chains().Done()
+	defer s.runner.Done()
 	target := wh.WebhookURL
 	sched := simdeliver.NewSchedule(s.cfg.InitialBackoff)
 	for attempt := 1; ; attempt++ {
@@ -146,7 +143,7 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 			Offset:         sched.Offset,
 			Body:           payload,
 		}
-		d.StatusCode, d.Error = s.post(s.base, target, payload, s.cfg.DeliveryTimeout)
+		d.StatusCode, d.Error = s.runner.Post(s.runner.Context(), target, payload, nil, s.cfg.DeliveryTimeout)
 		d.OK = d.Error == "" && d.StatusCode >= 200 && d.StatusCode < 300
 		s.mu.Lock()
 		s.deliveries = append(s.deliveries, d)
@@ -154,7 +151,7 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 		if attempt == 1 {
 			first <- d
 		}
-		if d.OK || s.base.Err() != nil {
+		if d.OK || s.runner.Context().Err() != nil {
 			return
 		}
 
@@ -162,13 +159,13 @@ func (s *Server) deliver(wh Webhook, eventType string, sentAt int64, payload []b
 		if sched.Backoff > remaining {
 			// No retry fits in the window: wait out the window, then give
 			// up and disable the subscription, as Affinity does.
-			if !s.sleep(remaining) {
+			if !s.runner.Sleep(remaining) {
 				return
 			}
 			s.disableAfterFailures(wh.ID, eventType, attempt)
 			return
 		}
-		if !s.sleep(sched.Backoff) {
+		if !s.runner.Sleep(sched.Backoff) {
 			return
 		}
 		sched.Advance()
@@ -212,25 +209,9 @@ func (s *Server) disableAfterFailures(id int64, eventType string, attempts int) 
 	}
 }
 
-// sleep waits for the simulated duration d, scaled to real time. It reports
-// false if the server was closed meanwhile.
-func (s *Server) sleep(d time.Duration) bool {
-	return simdeliver.Sleep(s.base.Done(), simdeliver.RealWait(d, s.cfg.TimeScale))
-}
-
-// chains is the bookkeeping of the running delivery chains, for WaitIdle.
-func (s *Server) chains() simdeliver.Chains {
-	return simdeliver.Chains{Mu: &s.mu, WG: &s.wg, Pending: &s.pending, Waiters: &s.idleWaiters}
-}
-
 // WaitIdle blocks until no delivery is waiting for a retry or in flight, or
 // until ctx is done. Tests use it to wait for a retry schedule to play out.
-func (s *Server) WaitIdle(ctx context.Context) error {
-	if err := s.chains().WaitIdle(ctx); err != nil {
-		return fmt.Errorf("affinitysim: wait idle: %w", err)
-	}
-	return nil
-}
+func (s *Server) WaitIdle(ctx context.Context) error { return s.runner.WaitIdle(ctx) }
 
 // Deliveries returns the delivery log: every attempt of every event, in the
 // order the attempts finished.
@@ -250,16 +231,7 @@ func (s *Server) Probes() []Delivery {
 
 // Close stops the retry loops and waits for them to return. Triggers after
 // Close fail with ErrClosed; the API keeps answering.
-func (s *Server) Close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
-	if s.ownsClient {
-		s.cfg.HTTPClient.CloseIdleConnections()
-	}
-}
+func (s *Server) Close() { s.runner.Close() }
 
 // probe POSTs Affinity's sample.webhook event to rawURL and returns "" if it
 // answered 2xx within ProbeTimeout, else a short reason for the error.
@@ -279,7 +251,7 @@ func (s *Server) probe(ctx context.Context, subID int64, rawURL string) string {
 		Time:           s.cfg.Now(),
 		Body:           payload,
 	}
-	d.StatusCode, d.Error = s.post(ctx, rawURL, payload, s.cfg.ProbeTimeout)
+	d.StatusCode, d.Error = s.runner.Post(ctx, rawURL, payload, nil, s.cfg.ProbeTimeout)
 	d.OK = d.Error == "" && d.StatusCode >= 200 && d.StatusCode < 300
 	s.mu.Lock()
 	s.probes = append(s.probes, d)
@@ -292,28 +264,4 @@ func (s *Server) probe(ctx context.Context, subID int64, rawURL string) string {
 	default:
 		return fmt.Sprintf("it answered %d", d.StatusCode)
 	}
-}
-
-// post sends one JSON POST and returns the status code, or a short reason
-// why no answer came. The reason never holds the URL: webhook URLs carry
-// path secrets.
-func (s *Server) post(parent context.Context, rawURL string, body []byte, timeout time.Duration) (int, string) {
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
-	req, err := simdeliver.NewPost(ctx, rawURL, body, "crmhook-affinity-sim")
-	if err != nil {
-		return 0, "invalid URL"
-	}
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		switch {
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return 0, fmt.Sprintf("no answer within %s", timeout)
-		case parent.Err() != nil:
-			return 0, "cancelled: " + parent.Err().Error()
-		}
-		return 0, simdeliver.ConnectionFailure(err)
-	}
-	// The answer's body is ignored, as Affinity ignores it.
-	return simdeliver.Finish(resp), ""
 }

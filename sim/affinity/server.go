@@ -2,7 +2,6 @@ package affinitysim
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/crmhook/crmhook/sim/internal/simdeliver"
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // Webhook is a webhook subscription as Affinity's V1 API returns it. An empty
@@ -57,42 +59,37 @@ const maxRequestBody = 1 << 20
 // the delivery log. It delivers events to the subscribed URLs over real HTTP
 // and retries failures the way Affinity does.
 type Server struct {
-	cfg        Config
-	rl         *rateLimiter
-	ownsClient bool
+	cfg    Config
+	rl     *rateLimiter
+	runner *simdeliver.Runner // sends deliveries and probes; Close stops its retry chains
 
-	// base is cancelled by Close; it bounds every delivery attempt and retry wait.
-	base   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu          sync.Mutex
-	webhooks    map[int64]*Webhook
-	nextID      int64
-	deliveries  []Delivery
-	probes      []Delivery
-	closed      bool
-	pending     int             // delivery chains still running
-	idleWaiters []chan struct{} // closed when pending drops to zero
+	mu         sync.Mutex
+	webhooks   map[int64]*Webhook
+	nextID     int64
+	deliveries []Delivery
+	probes     []Delivery
 }
 
 // New returns a Server for cfg, or an error naming every invalid field.
 func New(cfg Config) (*Server, error) {
-	ownsClient := cfg.HTTPClient == nil
-	cfg, err := cfg.withDefaults()
+	checked, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg:        cfg,
-		rl:         newRateLimiter(cfg.RateLimitPerMinute, cfg.OrgMonthlyQuota),
-		ownsClient: ownsClient,
-		base:       base,
-		cancel:     cancel,
-		webhooks:   map[int64]*Webhook{},
-		nextID:     firstWebhookID,
-	}, nil
+	s := &Server{
+		cfg:      checked,
+		rl:       newRateLimiter(checked.RateLimitPerMinute, checked.OrgMonthlyQuota),
+		webhooks: map[int64]*Webhook{},
+		nextID:   firstWebhookID,
+	}
+	s.runner = simdeliver.NewRunner(&s.mu, simdeliver.RunnerConfig{
+		Name:       "affinitysim",
+		Client:     checked.HTTPClient,
+		OwnsClient: cfg.HTTPClient == nil,
+		UserAgent:  "crmhook-affinity-sim",
+		TimeScale:  checked.TimeScale,
+	})
+	return s, nil
 }
 
 // Webhooks returns a copy of the current subscriptions, ordered by id.
@@ -116,18 +113,18 @@ func (s *Server) webhooksLocked() []Webhook {
 // local tool).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
-		s.serveSim(w, r)
+		s.simControl().ServeHTTP(w, r)
 		return
 	}
 	if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
 		s.serveV2(w, r) // API v2 has its own auth (bearer only) and error bodies
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := simhttp.NewStatusRecorder(w)
 	user, ok := s.authenticate(r)
 	if !ok {
 		writeUnauthorized(rec)
-		s.logRequest(r, rec.status, 0)
+		s.logRequest(r, rec.Status, 0)
 		return
 	}
 	st := s.rl.take(user.ID, s.cfg.Now())
@@ -138,7 +135,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.route(rec, r, user)
 	}
-	s.logRequest(r, rec.status, user.ID)
+	s.logRequest(r, rec.Status, user.ID)
 }
 
 // route dispatches an authenticated API request.
@@ -602,17 +599,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// statusRecorder remembers the status code for the request log line.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }
 
 // logRequest logs one line per API call: method, path (which holds at most a

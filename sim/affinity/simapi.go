@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // TriggerRequest is the body of POST /_sim/trigger. A missing or null Body
@@ -13,32 +15,21 @@ type TriggerRequest struct {
 	Body json.RawMessage `json:"body,omitempty"`
 }
 
-// serveSim serves the simulator's own endpoints. They need no API key (the
-// simulator is a local tool) and exist only under /_sim/:
+// simControl returns the simulator's own endpoints. They need no API key
+// (the simulator is a local tool) and exist only under /_sim/:
 //
 //	POST /_sim/trigger     {"type":"person.created","body":{…optional…}} → TriggerResult
 //	GET  /_sim/deliveries  the delivery log (bodies base64, exact bytes)
 //	GET  /_sim/probes      the sample.webhook probes
 //	GET  /_sim/healthz     {"ok":true}
-func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
-	route := func(method string, h func()) {
-		if r.Method != method {
-			methodNotAllowed(w, method)
-			return
-		}
-		h()
-	}
-	switch r.URL.Path {
-	case "/_sim/trigger":
-		route(http.MethodPost, func() { s.serveTrigger(w, r) })
-	case "/_sim/deliveries":
-		route(http.MethodGet, func() { writeJSON(w, http.StatusOK, s.Deliveries()) })
-	case "/_sim/probes":
-		route(http.MethodGet, func() { writeJSON(w, http.StatusOK, s.Probes()) })
-	case "/_sim/healthz":
-		route(http.MethodGet, func() { writeJSON(w, http.StatusOK, map[string]bool{"ok": true}) })
-	default:
-		writeNotFound(w)
+func (s *Server) simControl() simhttp.Control {
+	return simhttp.Control{
+		Trigger:          s.serveTrigger,
+		Deliveries:       func() any { return s.Deliveries() },
+		Extra:            map[string]func() any{"/_sim/probes": func() any { return s.Probes() }},
+		WriteJSON:        writeJSON,
+		MethodNotAllowed: methodNotAllowed,
+		NotFound:         writeNotFound,
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // API v2 webhooks (/v2/webhooks, beta in Affinity's API version 2026-07-15).
@@ -123,7 +125,7 @@ func writeV2NotFound(w http.ResponseWriter) {
 // serveV2 authenticates (bearer only), spends the rate-limit budget V1 and
 // v2 share, and routes an API v2 request.
 func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) {
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := simhttp.NewStatusRecorder(w)
 	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	user, ok := User{}, false
 	if strings.EqualFold(scheme, "Bearer") {
@@ -136,7 +138,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.Header().Set("WWW-Authenticate", `Bearer realm="Affinity API"`)
 		v2Err(http.StatusUnauthorized, v2Authentication, "", msg).write(rec)
-		s.logRequest(r, rec.status, 0)
+		s.logRequest(r, rec.Status, 0)
 		return
 	}
 	st := s.rl.take(user.ID, s.cfg.Now())
@@ -147,7 +149,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.routeV2(rec, r, user)
 	}
-	s.logRequest(r, rec.status, user.ID)
+	s.logRequest(r, rec.Status, user.ID)
 }
 
 func (s *Server) routeV2(w http.ResponseWriter, r *http.Request, user User) {

@@ -2,14 +2,14 @@ package attiosim
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // DefaultToken is the bearer token a zero Config accepts.
@@ -93,73 +93,30 @@ var ErrInvalidConfig = errors.New("attiosim: invalid config")
 // withDefaults returns a copy of cfg with every zero field set to its
 // default, or one error naming each invalid field.
 func (cfg Config) withDefaults() (Config, error) {
-	var problems []string
-	bad := func(field, format string, args ...any) {
-		problems = append(problems, "Config."+field+": "+fmt.Sprintf(format, args...))
-	}
-
+	var c simhttp.Checker
 	switch {
 	case cfg.Token == "":
 		cfg.Token = DefaultToken
 	case strings.ContainsFunc(cfg.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		// The token itself is never echoed: it is a secret even here.
-		bad("Token", "must not contain whitespace or control characters")
+		c.Bad("Token", "must not contain whitespace or control characters")
 	}
 
 	if cfg.WorkspaceID == "" {
 		cfg.WorkspaceID = DefaultWorkspaceID
 	} else if !isUUID(cfg.WorkspaceID) {
-		bad("WorkspaceID", "%q is not a UUID", cfg.WorkspaceID)
+		c.Bad("WorkspaceID", "%q is not a UUID", cfg.WorkspaceID)
 	}
 
-	defaultRate := func(field string, v *float64, def float64) {
-		switch {
-		case *v == 0:
-			*v = def
-		case math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0:
-			bad(field, "must be a positive finite number, got %v", *v)
-		}
-	}
-	defaultRate("ReadRate", &cfg.ReadRate, DefaultReadRate)
-	defaultRate("WriteRate", &cfg.WriteRate, DefaultWriteRate)
-	defaultRate("TimeScale", &cfg.TimeScale, 1)
-
-	switch {
-	case cfg.MaxRetries == 0:
-		cfg.MaxRetries = DefaultMaxRetries
-	case cfg.MaxRetries < 0:
-		bad("MaxRetries", "must not be negative, got %d", cfg.MaxRetries)
-	}
-
-	defaultDuration := func(field string, v *time.Duration, def time.Duration) {
-		switch {
-		case *v == 0:
-			*v = def
-		case *v < 0:
-			bad(field, "must not be negative, got %s", *v)
-		}
-	}
-	defaultDuration("InitialBackoff", &cfg.InitialBackoff, DefaultInitialBackoff)
-	defaultDuration("InactiveAfter", &cfg.InactiveAfter, DefaultInactiveAfter)
-	defaultDuration("DeliveryTimeout", &cfg.DeliveryTimeout, DefaultDeliveryTimeout)
-
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-
-	if len(problems) > 0 {
-		// One line, so the CLI can print it as its single error line.
-		return Config{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(problems, "; "))
-	}
-	return cfg, nil
+	c.Positive("ReadRate", &cfg.ReadRate, DefaultReadRate)
+	c.Positive("WriteRate", &cfg.WriteRate, DefaultWriteRate)
+	c.Positive("TimeScale", &cfg.TimeScale, 1)
+	c.Int("MaxRetries", &cfg.MaxRetries, DefaultMaxRetries)
+	c.Duration("InitialBackoff", &cfg.InitialBackoff, DefaultInitialBackoff)
+	c.Duration("InactiveAfter", &cfg.InactiveAfter, DefaultInactiveAfter)
+	c.Duration("DeliveryTimeout", &cfg.DeliveryTimeout, DefaultDeliveryTimeout)
+	c.Common(&cfg.HTTPClient, &cfg.Now, &cfg.Logger)
+	return simhttp.Result(&c, cfg, ErrInvalidConfig)
 }
 
 // isUUID reports whether s is a UUID in its canonical 36-character form.

@@ -90,10 +90,6 @@ func (s *Server) Trigger(ctx context.Context, eventType string, override json.Ra
 	}
 
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return TriggerResult{}, fmt.Errorf("attiosim: trigger: %w", ErrClosed)
-	}
 	var msgs []message
 	for _, wh := range s.sortedLocked() {
 		if wh.Status == attio.WebhookInactive || !wants(wh.Subscriptions, attio.EventType(eventType), decoded) {
@@ -111,14 +107,13 @@ func (s *Server) Trigger(ctx context.Context, eventType string, override json.Ra
 			body:           body,
 		})
 	}
-	s.chains().AddLocked(len(msgs))
+	started := s.runner.AddLocked(len(msgs))
 	s.mu.Unlock()
-
-	firsts := make(chan Delivery, len(msgs))
-	for _, m := range msgs {
-		go s.deliver(m, firsts)
+	if !started {
+		return TriggerResult{}, fmt.Errorf("attiosim: trigger: %w", ErrClosed)
 	}
-	deliveries, err := simdeliver.Firsts(ctx, firsts, len(msgs))
+
+	deliveries, err := simdeliver.Start(ctx, msgs, s.deliver)
 	if err != nil {
 		return TriggerResult{}, fmt.Errorf("attiosim: trigger: %w", err)
 	}
@@ -155,7 +150,7 @@ func wants(subs []attio.Subscription, t attio.EventType, event map[string]any) b
 // Offset is exact on a slow machine; real waits are the simulated ones
 // divided by TimeScale.
 func (s *Server) deliver(m message, first chan<- Delivery) {
-	defer s.chains().Done()
+	defer s.runner.Done()
 	sched := simdeliver.NewSchedule(s.cfg.InitialBackoff)
 	for attempt := 1; ; attempt++ {
 		s.mu.Lock()
@@ -185,7 +180,7 @@ func (s *Server) deliver(m message, first chan<- Delivery) {
 		}
 		d.StatusCode, d.Error = s.post(target, secret, m)
 		d.OK = d.Error == "" && (d.StatusCode == http.StatusOK || d.StatusCode == http.StatusAccepted)
-		d.GaveUp = !d.OK && attempt > s.cfg.MaxRetries && s.base.Err() == nil
+		d.GaveUp = !d.OK && attempt > s.cfg.MaxRetries && s.runner.Context().Err() == nil
 
 		s.mu.Lock()
 		s.deliveries = append(s.deliveries, d)
@@ -208,61 +203,29 @@ func (s *Server) deliver(m message, first chan<- Delivery) {
 		if attempt == 1 {
 			first <- d
 		}
-		if d.OK || d.GaveUp || s.base.Err() != nil {
+		if d.OK || d.GaveUp || s.runner.Context().Err() != nil {
 			return
 		}
-		if !s.sleep(sched.Backoff) {
+		if !s.runner.Sleep(sched.Backoff) {
 			return
 		}
 		sched.Advance()
 	}
 }
 
-// post sends one attempt and returns the status code, or a short reason why
-// no answer came. The reason never holds the URL: target URLs may carry
-// path secrets.
+// post sends one attempt of m to target, with the Idempotency-Key and the
+// signature made with secret, and returns the status code or why no answer
+// came (see simdeliver.Runner.Post).
 func (s *Server) post(target, secret string, m message) (int, string) {
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.DeliveryTimeout)
-	defer cancel()
-	req, err := simdeliver.NewPost(ctx, target, m.body, "crmhook-attio-sim")
-	if err != nil {
-		return 0, "invalid target URL"
-	}
-	req.Header.Set(attio.HeaderIdempotencyKey, m.idempotencyKey)
-	attio.SignRequestHeaders(req.Header, m.body, secret)
-	resp, err := s.cfg.HTTPClient.Do(req)
-	if err != nil {
-		switch {
-		case s.base.Err() != nil:
-			return 0, "cancelled: the simulator is closing"
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return 0, fmt.Sprintf("no answer within %s", s.cfg.DeliveryTimeout)
-		}
-		return 0, simdeliver.ConnectionFailure(err)
-	}
-	// Attio ignores the answer's body.
-	return simdeliver.Finish(resp), ""
-}
-
-// sleep waits for the simulated duration d, scaled to real time. It reports
-// false if the server was closed meanwhile.
-func (s *Server) sleep(d time.Duration) bool {
-	return simdeliver.Sleep(s.base.Done(), simdeliver.RealWait(d, s.cfg.TimeScale))
-}
-
-// chains is the bookkeeping of the running delivery chains, for WaitIdle.
-func (s *Server) chains() simdeliver.Chains {
-	return simdeliver.Chains{Mu: &s.mu, WG: &s.wg, Pending: &s.pending, Waiters: &s.idleWaiters}
+	header := http.Header{}
+	header.Set(attio.HeaderIdempotencyKey, m.idempotencyKey)
+	attio.SignRequestHeaders(header, m.body, secret)
+	return s.runner.Post(s.runner.Context(), target, m.body, header, s.cfg.DeliveryTimeout)
 }
 
 // WaitIdle blocks until no message is in flight or waiting for a retry, or
 // until ctx is done. Tests use it to let a retry schedule play out.
-func (s *Server) WaitIdle(ctx context.Context) error {
-	if err := s.chains().WaitIdle(ctx); err != nil {
-		return fmt.Errorf("attiosim: wait idle: %w", err)
-	}
-	return nil
-}
+func (s *Server) WaitIdle(ctx context.Context) error { return s.runner.WaitIdle(ctx) }
 
 // Deliveries returns the delivery log: every attempt of every message, in
 // the order the attempts finished.
@@ -274,13 +237,4 @@ func (s *Server) Deliveries() []Delivery {
 
 // Close stops the retries and waits for the delivery goroutines to return.
 // Triggers after Close fail with ErrClosed; the API keeps answering.
-func (s *Server) Close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
-	if s.ownsClient {
-		s.cfg.HTTPClient.CloseIdleConnections()
-	}
-}
+func (s *Server) Close() { s.runner.Close() }

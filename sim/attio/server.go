@@ -2,7 +2,6 @@ package attiosim
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/sim/internal/simdeliver"
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // maxRequestBody bounds every request body the simulator reads.
@@ -56,41 +56,36 @@ type Server struct {
 	cfg    Config
 	reads  *limiter
 	writes *limiter
-	// ownsClient says the HTTP client is the default one, whose idle
-	// connections Close may drop.
-	ownsClient bool
+	runner *simdeliver.Runner // sends deliveries; Close stops its retry chains
 
-	// base is cancelled by Close; it bounds every delivery attempt and retry wait.
-	base   context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu          sync.Mutex
-	webhooks    map[string]*webhook
-	seq         int64
-	deliveries  []Delivery
-	closed      bool
-	pending     int             // delivery chains still running
-	idleWaiters []chan struct{} // closed when pending drops to zero
+	mu         sync.Mutex
+	webhooks   map[string]*webhook
+	seq        int64
+	deliveries []Delivery
 }
 
 // New returns a Server for cfg, or an error naming every invalid field.
 func New(cfg Config) (*Server, error) {
-	ownsClient := cfg.HTTPClient == nil
-	cfg, err := cfg.withDefaults()
+	checked, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	base, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg:        cfg,
-		reads:      newLimiter(cfg.ReadRate, cfg.Now()),
-		writes:     newLimiter(cfg.WriteRate, cfg.Now()),
-		ownsClient: ownsClient,
-		base:       base,
-		cancel:     cancel,
-		webhooks:   map[string]*webhook{},
-	}, nil
+	now := checked.Now()
+	s := &Server{
+		cfg:      checked,
+		reads:    newLimiter(checked.ReadRate, now),
+		writes:   newLimiter(checked.WriteRate, now),
+		webhooks: map[string]*webhook{},
+	}
+	s.runner = simdeliver.NewRunner(&s.mu, simdeliver.RunnerConfig{
+		Name:       "attiosim",
+		Client:     checked.HTTPClient,
+		OwnsClient: cfg.HTTPClient == nil,
+		UserAgent:  "crmhook-attio-sim",
+		TimeScale:  checked.TimeScale,
+		Closing:    errors.New("the simulator is closing"),
+	})
+	return s, nil
 }
 
 // Token returns the bearer token the API accepts.
@@ -139,12 +134,12 @@ func (s *Server) refreshStatusLocked(wh *webhook, now time.Time) {
 // tool).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/_sim/") {
-		s.serveSim(w, r)
+		s.simControl().ServeHTTP(w, r)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := simhttp.NewStatusRecorder(w)
 	defer func() {
-		s.cfg.Logger.Info("attio sim: api", "method", r.Method, "path", r.URL.Path, "status", rec.status)
+		s.cfg.Logger.Info("attio sim: api", "method", r.Method, "path", r.URL.Path, "status", rec.Status)
 	}()
 	if !s.authenticate(r) {
 		writeError(rec, http.StatusUnauthorized, "auth_error", "unauthorized",
@@ -531,15 +526,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
-}
-
-// statusRecorder remembers the status code written, for the log line.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/crmhook/crmhook/sim/internal/simhttp"
 )
 
 // TriggerRequest is the body of POST /_sim/trigger. Event, when given, is
@@ -15,7 +17,7 @@ type TriggerRequest struct {
 	Event     json.RawMessage `json:"event,omitempty"`
 }
 
-// serveSim serves the simulator's own endpoints. They need no token (the
+// simControl returns the simulator's own endpoints. They need no token (the
 // simulator is a local tool) and exist only under /_sim/:
 //
 //	POST /_sim/trigger     {"event_type":"record.created","event":{…optional…}} → TriggerResult
@@ -24,24 +26,16 @@ type TriggerRequest struct {
 //
 // Errors are Attio-shaped ({"status_code", "type", "code", "message"}) so
 // one client can read both.
-func (s *Server) serveSim(w http.ResponseWriter, r *http.Request) {
-	route := func(method string, h func()) {
-		if r.Method != method {
-			methodNotAllowed(w, method)
-			return
-		}
-		h()
-	}
-	switch r.URL.Path {
-	case "/_sim/trigger":
-		route(http.MethodPost, func() { s.serveTrigger(w, r) })
-	case "/_sim/deliveries":
-		route(http.MethodGet, func() { writeJSON(w, http.StatusOK, s.Deliveries()) })
-	case "/_sim/healthz":
-		route(http.MethodGet, func() { writeJSON(w, http.StatusOK, map[string]bool{"ok": true}) })
-	default:
-		writeError(w, http.StatusNotFound, "invalid_request_error", "not_found",
-			"No such simulator endpoint: use /_sim/trigger, /_sim/deliveries or /_sim/healthz.")
+func (s *Server) simControl() simhttp.Control {
+	return simhttp.Control{
+		Trigger:          s.serveTrigger,
+		Deliveries:       func() any { return s.Deliveries() },
+		WriteJSON:        writeJSON,
+		MethodNotAllowed: methodNotAllowed,
+		NotFound: func(w http.ResponseWriter) {
+			writeError(w, http.StatusNotFound, "invalid_request_error", "not_found",
+				"No such simulator endpoint: use /_sim/trigger, /_sim/deliveries or /_sim/healthz.")
+		},
 	}
 }
 

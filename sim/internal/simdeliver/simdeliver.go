@@ -1,14 +1,16 @@
 // Package simdeliver holds the delivery machinery the provider simulators
 // share: the exact simulated retry schedule, waits scaled to real time, the
-// bookkeeping of running delivery chains behind WaitIdle, and the plain
-// HTTP POST. What a provider sends and how it reacts to failures (envelopes,
-// signatures, disabling a webhook) stays in each simulator.
+// Runner that counts running delivery chains for WaitIdle, stops them on
+// Close and makes each POST. What a provider sends and how it reacts to
+// failures (envelopes, signatures, disabling a webhook) stays in each
+// simulator.
 package simdeliver
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -50,9 +52,9 @@ func RealWait(simulated time.Duration, timeScale float64) time.Duration {
 	return math.MaxInt64
 }
 
-// Sleep waits for the real duration wait. It reports false if done closed
+// sleep waits for the real duration wait. It reports false if done closed
 // first.
-func Sleep(done <-chan struct{}, wait time.Duration) bool {
+func sleep(done <-chan struct{}, wait time.Duration) bool {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
@@ -63,11 +65,17 @@ func Sleep(done <-chan struct{}, wait time.Duration) bool {
 	}
 }
 
-// Firsts receives n first attempts from firsts, in the order they come, or
-// returns ctx's error when ctx is done first.
-func Firsts[D any](ctx context.Context, firsts <-chan D, n int) ([]D, error) {
-	got := make([]D, 0, n)
-	for range n {
+// Start runs chain(target, first) in its own goroutine for each target,
+// which the caller has counted with Runner.AddLocked, and returns the first
+// attempts the chains send on first, in the order they come, or ctx's error
+// when ctx is done first (the chains go on).
+func Start[T, D any](ctx context.Context, targets []T, chain func(target T, first chan<- D)) ([]D, error) {
+	firsts := make(chan D, len(targets))
+	for _, t := range targets {
+		go chain(t, firsts)
+	}
+	got := make([]D, 0, len(targets))
+	for range targets {
 		select {
 		case d := <-firsts:
 			got = append(got, d)
@@ -78,81 +86,154 @@ func Firsts[D any](ctx context.Context, firsts <-chan D, n int) ([]D, error) {
 	return got, nil
 }
 
-// Chains is a view of a simulator's delivery-chain bookkeeping: the fields
-// live in its Server, guarded by the Server's mutex Mu, which also guards
-// the rest of its state.
-type Chains struct {
-	Mu      *sync.Mutex
-	WG      *sync.WaitGroup
-	Pending *int             // delivery chains still running
-	Waiters *[]chan struct{} // closed when Pending drops to zero
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	// Name prefixes the errors the Runner returns: the simulator's package
+	// name, e.g. "affinitysim".
+	Name string
+	// Client sends every POST.
+	Client *http.Client
+	// OwnsClient says Client was made for the simulator, so Close drops its
+	// idle connections; a client the caller gave is left alone.
+	OwnsClient bool
+	// UserAgent is the User-Agent header of every POST.
+	UserAgent string
+	// TimeScale is how many simulated seconds pass per real second in Sleep.
+	TimeScale float64
+	// Closing is the cause Close cancels Context with: a POST cut short by
+	// Close reports "cancelled: " and its text. Nil means context.Canceled.
+	Closing error
 }
 
-// AddLocked counts n new chains; the caller holds Mu and starts n
-// goroutines, each of which calls Done when it returns.
-func (c Chains) AddLocked(n int) {
-	*c.Pending += n
-	c.WG.Add(n)
+// Runner runs one simulator's delivery chains (a first attempt and its
+// retries, in one goroutine): it counts them for WaitIdle, holds the
+// context Close cancels, scales retry waits to real time and makes each
+// POST.
+//
+// Its count and closed flag are guarded by the simulator's own mutex, which
+// also guards the rest of the simulator's state, so a trigger can choose
+// its targets and count them (AddLocked) under one lock.
+type Runner struct {
+	cfg    RunnerConfig
+	mu     *sync.Mutex
+	base   context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	// Guarded by mu.
+	closed  bool
+	pending int             // delivery chains still running
+	waiters []chan struct{} // closed when pending drops to zero
+}
+
+// NewRunner returns a Runner whose state is guarded by mu.
+func NewRunner(mu *sync.Mutex, cfg RunnerConfig) *Runner {
+	base, cancel := context.WithCancelCause(context.Background())
+	return &Runner{cfg: cfg, mu: mu, base: base, cancel: cancel}
+}
+
+// Context is cancelled by Close; it bounds every delivery attempt and retry
+// wait.
+func (r *Runner) Context() context.Context { return r.base }
+
+// AddLocked counts n new chains, which the caller then starts (Start), each
+// calling Done when it returns; the caller holds mu. After Close it counts
+// nothing and returns false: no chain may start then.
+func (r *Runner) AddLocked(n int) bool {
+	if r.closed {
+		return false
+	}
+	r.pending += n
+	r.wg.Add(n)
+	return true
 }
 
 // Done ends one chain, waking the WaitIdle callers when it was the last.
-func (c Chains) Done() {
-	c.Mu.Lock()
-	*c.Pending--
-	if *c.Pending == 0 {
-		for _, ch := range *c.Waiters {
+func (r *Runner) Done() {
+	r.mu.Lock()
+	r.pending--
+	if r.pending == 0 {
+		for _, ch := range r.waiters {
 			close(ch)
 		}
-		*c.Waiters = nil
+		r.waiters = nil
 	}
-	c.Mu.Unlock()
-	c.WG.Done()
+	r.mu.Unlock()
+	r.wg.Done()
 }
 
 // WaitIdle blocks until no chain is running or until ctx is done, when it
-// returns ctx's error.
-func (c Chains) WaitIdle(ctx context.Context) error {
-	c.Mu.Lock()
-	if *c.Pending == 0 {
-		c.Mu.Unlock()
+// returns ctx's error, wrapped.
+func (r *Runner) WaitIdle(ctx context.Context) error {
+	r.mu.Lock()
+	if r.pending == 0 {
+		r.mu.Unlock()
 		return nil
 	}
 	ch := make(chan struct{})
-	*c.Waiters = append(*c.Waiters, ch)
-	c.Mu.Unlock()
+	r.waiters = append(r.waiters, ch)
+	r.mu.Unlock()
 	select {
 	case <-ch:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%s: wait idle: %w", r.cfg.Name, ctx.Err())
 	}
 }
 
-// NewPost returns a JSON POST of body to rawURL from userAgent.
-func NewPost(ctx context.Context, rawURL string, body []byte, userAgent string) (*http.Request, error) {
+// Sleep waits for the simulated duration d, scaled to real time by
+// TimeScale. It reports false if Close was called meanwhile.
+func (r *Runner) Sleep(d time.Duration) bool {
+	return sleep(r.base.Done(), RealWait(d, r.cfg.TimeScale))
+}
+
+// Close marks the Runner closed, cancels Context (stopping the retry waits
+// and the attempts in flight), waits for every chain to return and drops
+// the idle connections of a client it owns.
+func (r *Runner) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.cancel(r.cfg.Closing)
+	r.wg.Wait()
+	if r.cfg.OwnsClient {
+		r.cfg.Client.CloseIdleConnections()
+	}
+}
+
+// Post sends body as a JSON POST to rawURL, with header's fields added,
+// and returns the status code, or a short reason why no answer came:
+// "invalid URL", "no answer within <timeout>", "cancelled: <cause>" when
+// parent ended first, or "connection failed: …". The reason never holds the
+// URL: webhook URLs carry path secrets. The answer's body is ignored, as
+// the providers ignore it.
+func (r *Runner) Post(parent context.Context, rawURL string, body []byte, header http.Header, timeout time.Duration) (int, string) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return 0, "invalid URL"
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	return req, nil
-}
-
-// Finish reads a little of an answer's body, so the connection can be
-// reused (the providers ignore the body), closes it and returns the status
-// code.
-func Finish(resp *http.Response) int {
+	req.Header.Set("User-Agent", r.cfg.UserAgent)
+	resp, err := r.cfg.Client.Do(req)
+	if err != nil {
+		switch {
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return 0, fmt.Sprintf("no answer within %s", timeout)
+		case parent.Err() != nil:
+			return 0, "cancelled: " + context.Cause(parent).Error()
+		}
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return 0, "connection failed: " + err.Error()
+	}
+	// Read a little of the body so the connection can be reused.
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode
-}
-
-// ConnectionFailure is the reason given for a POST that failed to connect.
-// It never holds the URL: webhook URLs carry path secrets.
-func ConnectionFailure(err error) string {
-	if ue, ok := errors.AsType[*url.Error](err); ok {
-		err = ue.Err
-	}
-	return "connection failed: " + err.Error()
+	return resp.StatusCode, ""
 }
