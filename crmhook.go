@@ -117,6 +117,18 @@ type EventFilter struct {
 	Since  time.Time
 	Until  time.Time
 	Limit  int // 0 means a default of 100
+	// State keeps the events that have at least one delivery in this state.
+	State DeliveryState
+	// DedupeKey keeps the events stored under this dedupe key (more than
+	// one when the key's window ended and a later event took it over).
+	DedupeKey string
+	// BeforeReceivedAt and BeforeID continue a listing (keyset paging):
+	// when BeforeReceivedAt is set, only the events that come after the
+	// event (BeforeReceivedAt, BeforeID) newest first are listed: those
+	// received earlier, and those received at the same instant with a
+	// smaller id. The last event of a page is the cursor of the next.
+	BeforeReceivedAt time.Time
+	BeforeID         string
 }
 
 // DeliveryFilter selects deliveries to list or replay. Zero fields do not filter.
@@ -128,6 +140,9 @@ type DeliveryFilter struct {
 	Since   time.Time
 	Until   time.Time
 	Limit   int
+	// IDs keeps the deliveries with these ids (a selection of dead
+	// letters to replay); empty does not filter.
+	IDs []int64
 }
 
 // RejectionFilter selects rejections to list.

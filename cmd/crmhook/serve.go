@@ -106,6 +106,7 @@ func (c *cli) printBanner(m *app.Main, s *embedded.Secrets) {
 	fmt.Fprintf(w, "crmhook is receiving on %s/hooks/… (store %s)\n", hook, m.Config.Store)
 	if m.AdminURL() != "" {
 		fmt.Fprintf(w, "admin, health and metrics on %s\n", m.AdminURL())
+		fmt.Fprintf(w, "the console on %s/ui/ (sign in with the admin token)\n", m.AdminURL())
 	}
 	if s == nil {
 		return

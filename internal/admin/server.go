@@ -1,7 +1,9 @@
 // Package admin is the admin listener's HTTP API: health and readiness for
-// orchestrators, Prometheus metrics, and the JSON API under /api/ (events,
+// orchestrators, Prometheus metrics, the JSON API under /api/ (events,
 // deliveries, dead letters, rejections, replay, release) behind the admin
-// bearer token. Its JSON types and the Go client of the CLI live here too.
+// bearer token, and the console under /ui/: server-rendered pages of the
+// same, behind a sign-in with that token (ui.go). Its JSON types and the Go
+// client of the CLI live here too.
 package admin
 
 import (
@@ -13,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,11 +49,22 @@ type Server struct {
 	// Logger receives the actions taken and the store errors behind 503s,
 	// never payloads.
 	Logger *slog.Logger
+	// UILogger receives the same of the console; default
+	// Logger.With("component", "admin/ui") (which repeats the key when
+	// Logger already has a component: give a logger without it here).
+	UILogger *slog.Logger
+	// SessionTTL is how long a sign-in to the console lasts; default
+	// DefaultSessionTTL.
+	SessionTTL time.Duration
+	// LoginDelay is how long the console answers a wrong token after;
+	// default DefaultLoginDelay.
+	LoginDelay time.Duration
 }
 
 // Handler serves the admin listener: /healthz and /readyz for
-// orchestrators, /metrics for Prometheus, and the JSON admin API under /api/
-// behind the admin bearer token.
+// orchestrators, /metrics for Prometheus, the JSON admin API under /api/
+// behind the admin bearer token, and the console under /ui/ behind a
+// sign-in with the same token.
 func (m *Server) Handler() http.Handler {
 	if m.Now == nil {
 		m.Now = time.Now
@@ -97,6 +109,8 @@ func (m *Server) Handler() http.Handler {
 	api.HandleFunc("POST /api/rejections/{id}/release", m.apiReleaseRejection)
 	api.HandleFunc("GET /api/subscriptions", m.apiSubscriptions)
 	mux.Handle("/api/", requireToken(m.Token, api))
+	mux.Handle("/ui/", newUI(m).handler())
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusSeeOther))
 	return mux
 }
 
@@ -175,27 +189,12 @@ func (m *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"invalid replay request: " + err.Error()})
 		return
 	}
-	f := crmhook.DeliveryFilter{State: req.State, Sink: req.Sink, EventID: req.EventID, Source: req.Source, Since: req.Since, Until: req.Until}
-	if f == (crmhook.DeliveryFilter{}) && !req.All {
-		writeJSON(w, http.StatusBadRequest, apiError{"replay needs a filter (state, sink, event_id, source, since, until) or \"all\": true"})
-		return
-	}
-	if err := validState(f.State); err != nil || f.State == crmhook.StatePending {
-		writeJSON(w, http.StatusBadRequest, apiError{"state must be delivered or dead"})
-		return
-	}
-	if f.Sink != "" && !slices.Contains(m.Sinks, f.Sink) {
-		writeJSON(w, http.StatusBadRequest, apiError{fmt.Sprintf("no sink is named %q; the configured sinks are: %s", f.Sink, strings.Join(m.Sinks, ", "))})
-		return
-	}
-	n, err := m.Store.Replay(r.Context(), f)
+	f := crmhook.DeliveryFilter{State: req.State, Sink: req.Sink, EventID: req.EventID, Source: req.Source,
+		Since: req.Since, Until: req.Until, IDs: req.DeliveryIDs}
+	n, err := m.replay(r.Context(), m.Logger, f, req.All)
 	if err != nil {
-		m.storeError(w, err)
+		m.actionError(w, err)
 		return
-	}
-	m.Logger.Info("admin: replayed deliveries", "count", n, "state", f.State, "sink", f.Sink, "source", f.Source, "event_id", f.EventID)
-	if n > 0 {
-		m.Notify()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"replayed": n})
 }
@@ -246,12 +245,11 @@ func (m *Server) apiReleaseRejection(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, apiError{"rejection id must be a number"})
 		return
 	}
-	res, err := m.Releaser.Release(r.Context(), id)
+	res, err := m.release(r.Context(), m.Logger, id)
 	if err != nil {
 		m.storeError(w, err)
 		return
 	}
-	m.Logger.Info("admin: released a rejection", "rejection_id", id, "event_id", res.EventID, "duplicate", res.Duplicate)
 	writeJSON(w, http.StatusOK, map[string]any{"event_id": res.EventID, "duplicate": res.Duplicate})
 }
 

@@ -60,7 +60,9 @@ type ReplayRequest struct {
 	Source  string                `json:"source,omitempty"`
 	Since   time.Time             `json:"since,omitzero"`
 	Until   time.Time             `json:"until,omitzero"`
-	All     bool                  `json:"all,omitempty"`
+	// DeliveryIDs selects deliveries by id (at most MaxReplayIDs).
+	DeliveryIDs []int64 `json:"delivery_ids,omitempty"`
+	All         bool    `json:"all,omitempty"`
 }
 
 func timePtr(t time.Time) *time.Time {

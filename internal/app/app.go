@@ -204,7 +204,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		api := &admin.Server{
 			Store: m.Store, Releaser: m.Receiver, Notify: m.Dispatcher.Notify, Sinks: sinkNames(cfg.Sinks),
 			Token: cfg.Admin.Token, Now: m.Now, Logger: m.Logger.With("component", "admin"), Control: m.controlStore(),
-			Metrics: promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}),
+			UILogger: m.Logger.With("component", "admin/ui"),
+			Metrics:  promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}),
 		}
 		m.admin = &http.Server{
 			Handler:           api.Handler(),

@@ -34,8 +34,8 @@ const insertEventSQL = `WITH k AS (
 	WHERE $5::text = '' OR EXISTS (SELECT 1 FROM k)
 	RETURNING id
 ), d AS (
-	INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at)
-	SELECT e.id, s.sink, 'pending', 0, $10::timestamptz, $10::timestamptz, $10::timestamptz
+	INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at, event_received_at)
+	SELECT e.id, s.sink, 'pending', 0, $10::timestamptz, $10::timestamptz, $10::timestamptz, $7::timestamptz
 	FROM e CROSS JOIN unnest($11::text[]) WITH ORDINALITY AS s (sink, n)
 	ORDER BY s.n
 	RETURNING 1

@@ -27,7 +27,8 @@
 // The files of this package and of store/sqlite share one map: writer.go
 // (group commit), insert.go, queue.go (claims and outcomes, replay),
 // reject.go, query.go (reads and stats), prune.go, control.go
-// (ControlStore), errors.go, migrate.go and scan.go.
+// (ControlStore), console.go (console.Reader: the admin console's reads),
+// errors.go, migrate.go and scan.go.
 package postgres
 
 import (
@@ -121,8 +122,9 @@ type Store struct {
 	schema  string        // the schema the tables live in
 	channel string        // the NOTIFY channel of this schema
 
-	inserts     *storeutil.Handoff[*insertRequest] // callers to the writer goroutines
-	closing     chan struct{}                      // closed by Close
+	inserts     *storeutil.Handoff[*insertRequest]   // callers to the writer goroutines
+	completes   *storeutil.Handoff[*completeRequest] // Completes to the completer goroutines
+	closing     chan struct{}                        // closed by Close
 	writersDone sync.WaitGroup
 	closed      atomic.Bool
 	closeOnce   sync.Once
@@ -165,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool:         pool,
 		queue:        queue,
 		inserts:      storeutil.NewHandoff[*insertRequest](closing),
+		completes:    storeutil.NewHandoff[*completeRequest](closing),
 		closing:      closing,
 		listenerDone: make(chan struct{}),
 		subs:         map[*subscription]struct{}{},
@@ -186,6 +189,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.writersDone.Add(1)
 		go s.runWriter()
 	}
+	// Two completers: while one waits for its statement, the other
+	// collects the next batch.
+	for range 2 {
+		s.writersDone.Add(1)
+		go s.runCompleter()
+	}
 	go s.runListener(listenConn)
 	return s, nil
 }
@@ -201,8 +210,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close stops taking calls, lets the writers finish the commits they are
-// making, answers queued inserts with crmhook.ErrClosed, stops the listener
+// Close stops taking calls, lets the writers and completers finish the
+// commits they are making, answers queued inserts and Completes with
+// crmhook.ErrClosed, stops the listener
 // and closes the pool. A second Close returns nil.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {

@@ -63,6 +63,15 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 	if !f.Until.IsZero() {
 		w.add("received_at < " + w.arg(f.Until))
 	}
+	if f.State != "" {
+		w.add("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state = " + w.arg(string(f.State)) + ")")
+	}
+	if f.DedupeKey != "" {
+		w.add("dedupe_key = " + w.arg(f.DedupeKey))
+	}
+	if !f.BeforeReceivedAt.IsZero() {
+		w.add(beforeCursor("received_at", "id", w, f.BeforeReceivedAt, f.BeforeID))
+	}
 	q := `SELECT ` + eventColumns + ` FROM events WHERE ` + w.String() +
 		` ORDER BY received_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
 	rows, err := s.pool.Query(ctx, q, w.args...)
@@ -130,6 +139,14 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 	return ds, nil
 }
 
+// beforeCursor is the condition of keyset paging newest first on (rcv,
+// id): a range on rcv that an index ending in it serves, the id deciding
+// only between equal times.
+func beforeCursor(rcv, id string, w *where, at time.Time, beforeID string) string {
+	c := w.arg(at)
+	return fmt.Sprintf("%s <= %s AND (%s < %s OR %s < %s)", rcv, c, rcv, c, id, w.arg(beforeID))
+}
+
 // where builds a WHERE clause with numbered parameters.
 type where struct {
 	conds []string
@@ -156,6 +173,13 @@ func (w *where) String() string {
 func deliveryWhere(w *where, f crmhook.DeliveryFilter) {
 	if f.State != "" {
 		w.add("state = " + w.arg(string(f.State)))
+		if f.State != crmhook.StateDelivered {
+			// Spelled out for the partial indexes of waiting deliveries.
+			w.add("state <> 'delivered'")
+		}
+	}
+	if len(f.IDs) > 0 {
+		w.add("id = ANY (" + w.arg(f.IDs) + "::bigint[])")
 	}
 	if f.Sink != "" {
 		w.add("sink = " + w.arg(f.Sink))

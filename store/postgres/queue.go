@@ -1,9 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/crmhook/crmhook"
@@ -74,11 +76,106 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	return claims, nil
 }
 
-// Complete marks a claimed delivery delivered.
+// Complete marks a claimed delivery delivered. Completes are group-committed
+// like inserts: a completer goroutine takes every Complete waiting and
+// records them with one statement in one transaction (one round trip), not
+// a transaction each.
 func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
-	now := s.now()
-	return s.finish(ctx, "complete", c,
-		`state = 'delivered', attempts = attempts + 1, delivered_at = $3, updated_at = $3`, now)
+	if err := s.checkOpen("complete"); err != nil {
+		return err
+	}
+	r := &completeRequest{ctx: ctx, claim: c, reply: make(chan error, 1)}
+	recErr, err := storeutil.Submit(ctx, s.completes, r, r.reply)
+	if err != nil {
+		return fmt.Errorf("postgres: complete: %w", err)
+	}
+	if errors.Is(recErr, errNotBatched) {
+		// Not recorded by the batch: its lease was lost or the delivery is
+		// gone, which finish tells apart (or the batch failed: try alone).
+		return s.finish(ctx, "complete", c,
+			`state = 'delivered', attempts = attempts + 1, delivered_at = $3, updated_at = $3`, s.now())
+	}
+	return recErr
+}
+
+// completeRequest is one Complete waiting for a completer.
+type completeRequest struct {
+	ctx   context.Context
+	claim crmhook.Claim
+	reply chan error
+}
+
+// errNotBatched tells Complete that the batch did not record its claim.
+var errNotBatched = errors.New("not recorded by the batch")
+
+// completeBatchSQL marks delivered every delivery of the pairs ($2 ids, $3
+// lease tokens) whose claim still holds its lease, and returns their ids.
+const completeBatchSQL = `UPDATE deliveries d
+SET leased_until = NULL, lease_token = NULL, lease_owner = NULL,
+	state = 'delivered', attempts = d.attempts + 1, delivered_at = $1, updated_at = $1
+FROM unnest($2::bigint[], $3::text[]) AS done (id, token)
+WHERE d.id = done.id AND d.lease_token = done.token AND d.state = 'pending'
+RETURNING d.id`
+
+// runCompleter is one completer goroutine: one batch at a time until Close.
+func (s *Store) runCompleter() {
+	defer s.writersDone.Done()
+	s.completes.Run(s.completeGroup, func(r *completeRequest) {
+		r.reply <- fmt.Errorf("postgres: complete: %w", crmhook.ErrClosed)
+	})
+}
+
+// completeGroup records first and the Completes queued behind it in one
+// statement on the queue pool (see Config.DurableQueueCommits) and
+// answers each: nil when recorded, errNotBatched for the caller to sort
+// out alone. Rows are locked in id order, so that two batches never
+// deadlock.
+func (s *Store) completeGroup(first *completeRequest) {
+	group := s.completes.Drain([]*completeRequest{first}, s.cfg.BatchMax)
+	ctx := context.Background()
+	ids := make([]int64, 0, len(group))
+	tokens := make([]string, 0, len(group))
+	seen := make(map[int64]*completeRequest, len(group))
+	slices.SortStableFunc(group, func(a, b *completeRequest) int { return cmp.Compare(a.claim.Delivery.ID, b.claim.Delivery.ID) })
+	for _, r := range group {
+		if r.ctx.Err() != nil {
+			continue
+		}
+		if _, dup := seen[r.claim.Delivery.ID]; dup {
+			continue // the second Complete of one delivery finds its lease lost alone
+		}
+		seen[r.claim.Delivery.ID] = r
+		ids = append(ids, r.claim.Delivery.ID)
+		tokens = append(tokens, r.claim.Lease)
+	}
+	done := make(map[*completeRequest]bool, len(ids))
+	if len(ids) > 0 {
+		rows, err := s.queue.Query(ctx, completeBatchSQL, s.now(), ids, tokens)
+		if err == nil {
+			for rows.Next() {
+				var id int64
+				if err = rows.Scan(&id); err != nil {
+					break
+				}
+				done[seen[id]] = true
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+		}
+		if err != nil {
+			// Each tries alone, and hears its own error.
+			clear(done)
+		}
+	}
+	for _, r := range group {
+		if done[r] {
+			r.reply <- nil
+		} else {
+			r.reply <- errNotBatched
+		}
+	}
 }
 
 // Retry records a failed attempt and schedules the next one at next (now

@@ -90,7 +90,7 @@ func (s *Store) insertOne(ctx context.Context, tx *groupTx, ne crmhook.NewEvent,
 		}
 		seen[sink] = true
 		if _, err := tx.stmt(ctx, s.stmts.delivery).ExecContext(ctx,
-			ev.ID, sink, now.UnixMicro(), now.UnixMicro(), now.UnixMicro()); err != nil {
+			ev.ID, sink, now.UnixMicro(), now.UnixMicro(), now.UnixMicro(), micros(ev.ReceivedAt)); err != nil {
 			return crmhook.InsertResult{}, fmt.Errorf("delivery to %q: %w", sink, err)
 		}
 	}

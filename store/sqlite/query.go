@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -37,12 +38,27 @@ func (s *Store) GetEvent(ctx context.Context, id string) (crmhook.Event, []crmho
 	return ev, ds, nil
 }
 
-// ListEvents lists events newest first (by ReceivedAt). Type is an exact
-// type or a glob ("person.*"); Since is inclusive, Until exclusive.
+// ListEvents lists events newest first (by ReceivedAt, then id). Type is an
+// exact type or a glob ("person.*"); Since is inclusive, Until exclusive.
 func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhook.Event, error) {
 	if err := s.checkOpen("list events"); err != nil {
 		return nil, err
 	}
+	q, args := listEventsQuery(f)
+	rows, err := s.readDB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.fail(ctx, "list events", err)
+	}
+	defer rows.Close()
+	evs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEvent(rows) })
+	if err != nil {
+		return nil, s.fail(ctx, "list events", err)
+	}
+	return evs, nil
+}
+
+// listEventsQuery is ListEvents' statement for f.
+func listEventsQuery(f crmhook.EventFilter) (string, []any) {
 	where, args := []string{"1 = 1"}, []any{}
 	if f.Source != "" {
 		where = append(where, "source = ?")
@@ -65,18 +81,25 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		where = append(where, "received_at < ?")
 		args = append(args, f.Until.UnixMicro())
 	}
+	if f.State != "" {
+		// +d.state: by event_id (UNIQUE (event_id, sink)), never by state.
+		where = append(where, "EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND +d.state = ?)")
+		args = append(args, string(f.State))
+	}
+	if f.DedupeKey != "" {
+		where = append(where, "dedupe_key = ?")
+		args = append(args, f.DedupeKey)
+	}
+	if !f.BeforeReceivedAt.IsZero() {
+		// A range on received_at that any index of events ending in it
+		// serves; the id decides only between equal times.
+		c := f.BeforeReceivedAt.UnixMicro()
+		where = append(where, "received_at <= ? AND (received_at < ? OR id < ?)")
+		args = append(args, c, c, f.BeforeID)
+	}
 	args = append(args, storeutil.ListLimit(f.Limit))
-	rows, err := s.readDB.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE `+strings.Join(where, " AND ")+
-		` ORDER BY received_at DESC, id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, s.fail(ctx, "list events", err)
-	}
-	defer rows.Close()
-	evs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEvent(rows) })
-	if err != nil {
-		return nil, s.fail(ctx, "list events", err)
-	}
-	return evs, nil
+	return `SELECT ` + eventColumns + ` FROM events WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY received_at DESC, id DESC LIMIT ?`, args
 }
 
 // sqliteGlob turns a path.Match pattern into an SQLite GLOB one. They agree
@@ -119,9 +142,25 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 // inclusive and Until exclusive, both on CreatedAt.
 func deliveryWhere(f crmhook.DeliveryFilter) (where []string, args []any) {
 	where = []string{"1 = 1"}
-	if f.State != "" {
+	switch {
+	case len(f.IDs) > 0:
+		// A selection is found by id; +state keeps SQLite from walking
+		// every delivery in the state instead.
+		ids, _ := json.Marshal(f.IDs) // []int64 always marshals
+		where = append(where, "id IN (SELECT value FROM json_each(?))")
+		args = append(args, string(ids))
+		if f.State != "" {
+			where = append(where, "+state = ?")
+			args = append(args, string(f.State))
+		}
+	case f.State != "":
 		where = append(where, "state = ?")
 		args = append(args, string(f.State))
+		if f.State != crmhook.StateDelivered {
+			// The literal term lets SQLite use the partial indexes of
+			// waiting deliveries (a sink's dead letters, say).
+			where = append(where, "state <> 'delivered'")
+		}
 	}
 	if f.Sink != "" {
 		where = append(where, "sink = ?")
@@ -159,6 +198,14 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 	return storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
 }
 
+// statsSQL reads the queue's gauges: counts inside indexes (the waiting
+// rejections' is partial), the oldest pending delivery off the end of one.
+const statsSQL = `SELECT
+	(SELECT count(*) FROM deliveries WHERE state = 'pending'),
+	(SELECT count(*) FROM deliveries WHERE state = 'dead'),
+	(SELECT count(*) FROM rejections WHERE released_at IS NULL),
+	(SELECT min(created_at) FROM deliveries WHERE state = 'pending')`
+
 // Stats reads the queue's gauges in one statement.
 func (s *Store) Stats(ctx context.Context) (crmhook.Stats, error) {
 	if err := s.checkOpen("stats"); err != nil {
@@ -168,12 +215,7 @@ func (s *Store) Stats(ctx context.Context) (crmhook.Stats, error) {
 		st     crmhook.Stats
 		oldest sql.NullInt64
 	)
-	err := s.readDB.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM deliveries WHERE state = 'pending'),
-		(SELECT count(*) FROM deliveries WHERE state = 'dead'),
-		(SELECT count(*) FROM rejections WHERE released_at IS NULL),
-		(SELECT min(created_at) FROM deliveries WHERE state = 'pending')`).
-		Scan(&st.Pending, &st.Dead, &st.Rejections, &oldest)
+	err := s.readDB.QueryRowContext(ctx, statsSQL).Scan(&st.Pending, &st.Dead, &st.Rejections, &oldest)
 	if err != nil {
 		return crmhook.Stats{}, s.fail(ctx, "stats", err)
 	}

@@ -43,6 +43,35 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 	if err := s.checkOpen("list rejections"); err != nil {
 		return nil, err
 	}
+	q, args := listRejectionsQuery(f)
+	rows, err := s.readDB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, s.fail(ctx, "list rejections", err)
+	}
+	defer rows.Close()
+	rs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
+		var (
+			r                  crmhook.Rejection
+			rejected, released sql.NullInt64
+			sc                 = prefixScanner{rows, []any{&r.ID, &r.Reason, &rejected, &released}}
+		)
+		ev, err := scanEvent(sc)
+		if err != nil {
+			return crmhook.Rejection{}, err
+		}
+		r.Event = ev
+		r.RejectedAt = fromMicros(rejected)
+		r.ReleasedAt = fromMicros(released)
+		return r, nil
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "list rejections", err)
+	}
+	return rs, nil
+}
+
+// listRejectionsQuery is ListRejections' statement for f.
+func listRejectionsQuery(f crmhook.RejectionFilter) (string, []any) {
 	where, args := []string{"1 = 1"}, []any{}
 	if f.ID != 0 {
 		where = append(where, "id = ?")
@@ -68,32 +97,9 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		args = append(args, f.Until.UnixMicro())
 	}
 	args = append(args, storeutil.ListLimit(f.Limit))
-	rows, err := s.readDB.QueryContext(ctx, `SELECT id, reason, rejected_at, released_at,
+	return `SELECT id, reason, rejected_at, released_at,
 			event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload
-		FROM rejections WHERE `+strings.Join(where, " AND ")+` ORDER BY rejected_at DESC, id DESC LIMIT ?`, args...)
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	defer rows.Close()
-	rs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
-		var (
-			r                  crmhook.Rejection
-			rejected, released sql.NullInt64
-			sc                 = prefixScanner{rows, []any{&r.ID, &r.Reason, &rejected, &released}}
-		)
-		ev, err := scanEvent(sc)
-		if err != nil {
-			return crmhook.Rejection{}, err
-		}
-		r.Event = ev
-		r.RejectedAt = fromMicros(rejected)
-		r.ReleasedAt = fromMicros(released)
-		return r, nil
-	})
-	if err != nil {
-		return nil, s.fail(ctx, "list rejections", err)
-	}
-	return rs, nil
+		FROM rejections WHERE ` + strings.Join(where, " AND ") + ` ORDER BY rejected_at DESC, id DESC LIMIT ?`, args
 }
 
 // prefixScanner scans leading columns into prefix before the caller's.

@@ -14,7 +14,8 @@
 // The files of this package and of store/postgres share one map: writer.go
 // (group commit), insert.go, queue.go (claims and outcomes, replay),
 // reject.go, query.go (reads and stats), prune.go, control.go
-// (ControlStore), errors.go, migrate.go and scan.go.
+// (ControlStore), console.go (console.Reader: the admin console's reads),
+// errors.go, migrate.go and scan.go.
 package sqlite
 
 import (
@@ -47,6 +48,14 @@ type Config struct {
 	BusyTimeout time.Duration
 	// MaxReadConns bounds the read pool. Default 4.
 	MaxReadConns int
+	// CacheSize bounds the write connection's page cache, in bytes. SQLite
+	// fills its cache on demand, so a database smaller than this keeps no
+	// more than its own size in memory. Default 4 MiB: the writer's working
+	// set (the right edges of the time-ordered indexes, the recent region
+	// of the dedupe keys, the interior pages) fits in it whatever the
+	// database's size, and a larger cache only keeps pages it will not
+	// touch again (measured: 2, 4 and 16 MiB ingest at the same rate).
+	CacheSize int64
 	// Now is the store's clock: due-ness, leases, dedupe windows. Default time.Now.
 	Now func() time.Time
 	// OnCommit, when set, is called after every group commit that carried
@@ -60,6 +69,7 @@ const (
 	DefaultBatchMax     = 128
 	DefaultBusyTimeout  = 5 * time.Second
 	DefaultMaxReadConns = 4
+	DefaultCacheSize    = 4 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -75,6 +85,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
 	return c
 }
 
@@ -88,6 +101,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("sqlite: config: BusyTimeout must be at least 1ms, got %v", c.BusyTimeout)
 	case c.MaxReadConns < 1:
 		return fmt.Errorf("sqlite: config: MaxReadConns must be positive, got %d", c.MaxReadConns)
+	case c.CacheSize < 64<<10:
+		return fmt.Errorf("sqlite: config: CacheSize must be at least 64 KiB, got %d", c.CacheSize)
 	}
 	return nil
 }
@@ -209,9 +224,8 @@ func dsn(cfg Config, readOnly bool) string {
 		// syscall per page, in memory a copy. It never needs to survive a
 		// crash: the WAL is what makes a commit durable.
 		q.Add("_pragma", "temp_store(MEMORY)")
-		// 16 MiB of page cache (default 2 MiB) keeps the indexes the
-		// writer walks on every insert and claim in memory.
-		q.Add("_pragma", "cache_size(-16384)")
+		// The page cache (see Config.CacheSize), in KiB.
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cfg.CacheSize>>10))
 		// Writers take the write lock when they begin, so a transaction
 		// never fails half-way to upgrade its lock.
 		q.Set("_txlock", "immediate")

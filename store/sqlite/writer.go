@@ -30,6 +30,10 @@ type writeOp struct {
 	// its closure, which the caller reads after done.
 	run  func(ctx context.Context, tx *groupTx, now time.Time) error
 	done chan error
+	// complete, when set, is a Complete of this claim: the group records
+	// all its Completes in one statement (see completeBatch), and runs
+	// run only for those that statement did not record (a lost lease).
+	complete *crmhook.Claim
 }
 
 // do hands op to the writer and waits for its answer. If ctx ends while the
@@ -52,19 +56,25 @@ func (s *Store) do(ctx context.Context, op *writeOp) error {
 // commitGroup), and returns how many rows it changed and the rowid of the
 // row it inserted, as SQLite counted them when the statement ran.
 func (s *Store) exec(ctx context.Context, op string, durable bool, query string, args ...any) (changed, lastID int64, err error) {
+	// The writer sets these; they are read only once do says it finished
+	// (a caller whose ctx ended may return while the writer still runs).
+	var n, id int64
 	err = s.do(ctx, &writeOp{name: op, durable: durable,
 		run: func(ctx context.Context, tx *groupTx, _ time.Time) error {
 			res, err := tx.ExecContext(ctx, query, args...)
 			if err != nil {
 				return err
 			}
-			if changed, err = res.RowsAffected(); err != nil {
+			if n, err = res.RowsAffected(); err != nil {
 				return err
 			}
-			lastID, err = res.LastInsertId()
+			id, err = res.LastInsertId()
 			return err
 		}})
-	return changed, lastID, err
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, id, nil
 }
 
 // runWriter is the writer goroutine: one group commit at a time until Close.
@@ -197,9 +207,27 @@ func (s *Store) runGroup(ctx context.Context, conn *sql.Conn, group []*writeOp, 
 	tx = &groupTx{Tx: sqlTx}
 	alone := len(group) == 1
 	errs = make([]error, 0, len(group))
-	for _, op := range group {
+	var completed map[*writeOp]bool // recorded by completeBatch
+	for i, op := range group {
 		if err := op.ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: %s: %w", op.name, err))
+			continue
+		}
+		if op.complete != nil && completed == nil && !alone {
+			// The first Complete records every Complete of the group.
+			var err error
+			if completed, err = s.completeBatch(ctx, tx, group[i:], now); err != nil {
+				if err = s.fail(ctx, "complete", err); isUnavailable(err) {
+					tx.Rollback()
+					return nil, nil, false, err
+				}
+				// One statement that fails leaves nothing behind: each
+				// Complete runs alone instead.
+				completed = map[*writeOp]bool{}
+			}
+		}
+		if completed[op] {
+			errs = append(errs, nil)
 			continue
 		}
 		var err error
@@ -287,6 +315,7 @@ type writeStmts struct {
 
 	claim          *sql.Stmt
 	complete       *sql.Stmt
+	completeBatch  *sql.Stmt
 	retry          *sql.Stmt
 	kill           *sql.Stmt
 	releaseClaim   *sql.Stmt
@@ -297,7 +326,7 @@ type writeStmts struct {
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{&w.savepoint, &w.rollbackTo, &w.release,
 		&w.claimKey, &w.keyOwner, &w.event, &w.delivery,
-		&w.claim, &w.complete, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
+		&w.claim, &w.complete, &w.completeBatch, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -322,11 +351,12 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		WHERE dedupe_keys.expires_at <= ?4`)
 	w.keyOwner = prep(`SELECT event_id FROM dedupe_keys WHERE key = ?`)
 	w.event = prep(`INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	w.delivery = prep(`INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at)
-		VALUES (?, ?, 'pending', 0, ?, ?, ?)`)
+	w.delivery = prep(`INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at, event_received_at)
+		VALUES (?, ?, 'pending', 0, ?, ?, ?, ?)`)
 
 	w.claim = prep(claimSQL)
 	w.complete = prep(finishSQL(`state = 'delivered', attempts = attempts + 1, delivered_at = ?, updated_at = ?`))
+	w.completeBatch = prep(completeBatchSQL)
 	w.retry = prep(finishSQL(`attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?`))
 	w.kill = prep(finishSQL(`state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?`))
 	w.releaseClaim = prep(finishSQL(``))

@@ -13,11 +13,13 @@
 //	}
 //
 // A store that also implements crmhook.ControlStore (both of crmhook's
-// do) passes the Control tests too; for any other they are skipped.
+// do) passes the Control tests too, and one that implements console.Reader
+// (both do) the Console tests; for any other they are skipped.
 //
 // The suite is split by area, one file each: insert.go, queue.go (claims
 // and outcomes), reject.go, query.go (listings and stats), prune.go,
-// errors.go (unknown ids, closed stores) and control.go (ControlStore).
+// errors.go (unknown ids, closed stores), control.go (ControlStore) and
+// console.go (the admin console's filters and console.Reader).
 //
 // The suite knows nothing of any one store. Time is controlled through the
 // times it passes in (DedupeUntil, Retry's next, PruneParams); where a store
@@ -37,7 +39,8 @@
 //   - listings are newest first with a default Limit of 100; EventFilter
 //     times apply to ReceivedAt, DeliveryFilter times to CreatedAt,
 //     RejectionFilter times to RejectedAt; EventFilter.Type globs as
-//     path.Match does;
+//     path.Match does; events received at the same instant list by id,
+//     greatest first, so that (ReceivedAt, ID) is a cursor;
 //   - Replay never touches pending deliveries;
 //   - ReleaseRejection keeps the event's payload and dedupe key, receives it
 //     now, and fails the second time;
@@ -99,6 +102,8 @@ func Run(t *testing.T, newStore func(t *testing.T) crmhook.Store) {
 		{"NotFound", testNotFound},
 		{"Ping", testPing},
 		{"Closed", testClosed},
+		{"ListEventsConsoleFilters", testListEventsConsoleFilters},
+		{"DeliveryIDs", testDeliveryIDs},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,6 +130,25 @@ func Run(t *testing.T, newStore func(t *testing.T) crmhook.Store) {
 			cs, ok := s.(controlStore)
 			if !ok {
 				t.Skipf("%T does not implement crmhook.ControlStore", s)
+			}
+			tc.fn(t, cs)
+		})
+	}
+	consoleTests := []struct {
+		name string
+		fn   func(t *testing.T, s consoleStore)
+	}{
+		{"ConsoleEventPage", testConsoleEventPage},
+		{"ConsoleDeadLetters", testConsoleDeadLetters},
+		{"ConsoleQueues", testConsoleQueues},
+		{"ConsoleActivity", testConsoleActivity},
+	}
+	for _, tc := range consoleTests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			cs, ok := s.(consoleStore)
+			if !ok {
+				t.Skipf("%T does not implement console.Reader", s)
 			}
 			tc.fn(t, cs)
 		})
