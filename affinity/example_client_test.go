@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/affinity"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // exampleSim starts a simulated Affinity instance and a receiving endpoint

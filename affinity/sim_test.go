@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/affinity"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // target is a webhook endpoint on loopback that records the event types it

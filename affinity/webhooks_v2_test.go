@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/affinity"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 const v2Key = "affinity-v2-test-key-Jx93LmQ0pR"

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/attio"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/attiosim"
 )
 
 // These tests run the SDK against the Attio simulator over real loopback

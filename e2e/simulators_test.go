@@ -16,8 +16,8 @@ import (
 	"github.com/crmhook/crmhook/affinity"
 	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/internal/app"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/affinitysim"
+	"github.com/crmhook/crmhook/sim/attiosim"
 )
 
 // flakyProxy stands between the simulators and the receiver. It forwards

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/crmhook/crmhook/affinity"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // affinityCLISim is the real Affinity simulator on loopback, wrapped so the

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/crmhook/crmhook/affinity"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // fields collapses a table line's column padding.

@@ -18,7 +18,7 @@ import (
 	"github.com/crmhook/crmhook/store/sqlite"
 	"github.com/crmhook/crmhook/subscription"
 
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 const (

@@ -20,7 +20,7 @@ import (
 	"github.com/crmhook/crmhook/attio"
 	"github.com/crmhook/crmhook/config"
 	"github.com/crmhook/crmhook/internal/embedded"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/attiosim"
 	"github.com/crmhook/crmhook/stdwebhooks"
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // simAffinityDefaultAddr is where `crmhook sim affinity` listens by default,

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 )
 
 // simAffinitySyncBuffer is a bytes.Buffer safe for the concurrent writes of a

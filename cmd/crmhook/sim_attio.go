@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/attiosim"
 )
 
 // simAttioDefaultAddr is where `crmhook sim attio` listens by default, and

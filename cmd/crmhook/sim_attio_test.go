@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/attio"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/attiosim"
 )
 
 // simAttioSyncBuffer is a bytes.Buffer safe to write from the simulator's

@@ -17,8 +17,8 @@ import (
 	"github.com/crmhook/crmhook/store/sqlite"
 	"github.com/crmhook/crmhook/subscription"
 
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/affinitysim"
+	"github.com/crmhook/crmhook/sim/attiosim"
 )
 
 const (

@@ -18,8 +18,8 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/config"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
-	attiosim "github.com/crmhook/crmhook/sim/attio"
+	"github.com/crmhook/crmhook/sim/affinitysim"
+	"github.com/crmhook/crmhook/sim/attiosim"
 	"github.com/crmhook/crmhook/watchdog"
 )
 

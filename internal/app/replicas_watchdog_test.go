@@ -21,7 +21,7 @@ import (
 	"github.com/crmhook/crmhook/affinity"
 	"github.com/crmhook/crmhook/config"
 	"github.com/crmhook/crmhook/internal/embedded"
-	affinitysim "github.com/crmhook/crmhook/sim/affinity"
+	"github.com/crmhook/crmhook/sim/affinitysim"
 	"github.com/crmhook/crmhook/store/postgres"
 	"github.com/crmhook/crmhook/store/postgres/pgtest"
 	"github.com/crmhook/crmhook/subscription"
