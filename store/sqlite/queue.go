@@ -140,74 +140,11 @@ func finishSQL(set string) string {
 	return q + ` WHERE id = ? AND lease_token = ? AND state = 'pending'`
 }
 
-// Complete marks a claimed delivery delivered. The Completes that share a
-// group commit are recorded by one statement.
+// Complete marks a claimed delivery delivered.
 func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
-	return s.finishOp(ctx, "complete", &c, c, s.stmts.complete, func(now time.Time) []any {
+	return s.finish(ctx, "complete", c, s.stmts.complete, func(now time.Time) []any {
 		return []any{now.UnixMicro(), now.UnixMicro()}
 	})
-}
-
-// completeBatchSQL marks delivered every delivery of ?2, a JSON array of
-// ids, whose claim still holds its lease, and returns their ids: a group's
-// Completes in one statement instead of one each. ?3 is the JSON array of
-// their lease tokens: a token is 128 random bits drawn for one claim of one
-// delivery, so a delivery whose token is among them holds the lease of the
-// Complete that named it. (id IN (…) and +state make SQLite look each id
-// up; a join with json_each, or the index on state, would scan every
-// pending delivery.)
-const completeBatchSQL = `UPDATE deliveries
-	SET leased_until = NULL, lease_token = NULL, lease_owner = NULL,
-		state = 'delivered', attempts = attempts + 1, delivered_at = ?1, updated_at = ?1
-	WHERE id IN (SELECT value FROM json_each(?2)) AND +state = 'pending'
-		AND lease_token IN (SELECT value FROM json_each(?3))
-	RETURNING id`
-
-// completeBatch records the Completes among ops in one statement and
-// returns those it recorded. A Complete it did not record (its lease was
-// lost, its delivery is gone) is left to its own run, which tells why.
-func (s *Store) completeBatch(ctx context.Context, tx *groupTx, ops []*writeOp, now time.Time) (map[*writeOp]bool, error) {
-	byID := make(map[int64][]*writeOp)
-	ids := make([]int64, 0, len(ops))
-	tokens := make([]string, 0, len(ops))
-	for _, op := range ops {
-		if op.complete == nil || op.ctx.Err() != nil {
-			continue
-		}
-		id := op.complete.Delivery.ID
-		if len(byID[id]) == 0 {
-			ids = append(ids, id)
-			tokens = append(tokens, op.complete.Lease)
-		}
-		byID[id] = append(byID[id], op)
-	}
-	idsJSON, err := json.Marshal(ids)
-	if err != nil {
-		return nil, err
-	}
-	tokensJSON, err := json.Marshal(tokens)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := tx.stmt(ctx, s.stmts.completeBatch).QueryContext(ctx, now.UnixMicro(), string(idsJSON), string(tokensJSON))
-	if err != nil {
-		return nil, err
-	}
-	done := make(map[*writeOp]bool, len(ids))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		// Of two Completes of one delivery, the first took the lease; the
-		// second runs alone and finds it lost.
-		done[byID[id][0]] = true
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, err
-	}
-	return done, nil
 }
 
 // Retry records a failed attempt and schedules the next one at next (now
@@ -240,12 +177,7 @@ func (s *Store) Release(ctx context.Context, c crmhook.Claim) error {
 // lost lease from an unknown delivery. These are queue-state writes: they
 // share a group's commit but do not ask for its fsync (see commitGroup).
 func (s *Store) finish(ctx context.Context, op string, c crmhook.Claim, stmt *sql.Stmt, args func(now time.Time) []any) error {
-	return s.finishOp(ctx, op, nil, c, stmt, args)
-}
-
-// finishOp is finish for a Complete (complete set) or any other outcome.
-func (s *Store) finishOp(ctx context.Context, op string, complete *crmhook.Claim, c crmhook.Claim, stmt *sql.Stmt, args func(now time.Time) []any) error {
-	return s.do(ctx, &writeOp{name: op, complete: complete,
+	return s.do(ctx, &writeOp{name: op,
 		run: func(ctx context.Context, tx *groupTx, now time.Time) error {
 			res, err := tx.stmt(ctx, stmt).ExecContext(ctx, append(args(now), c.Delivery.ID, c.Lease)...)
 			if err != nil {

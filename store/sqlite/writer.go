@@ -30,10 +30,6 @@ type writeOp struct {
 	// its closure, which the caller reads after done.
 	run  func(ctx context.Context, tx *groupTx, now time.Time) error
 	done chan error
-	// complete, when set, is a Complete of this claim: the group records
-	// all its Completes in one statement (see completeBatch), and runs
-	// run only for those that statement did not record (a lost lease).
-	complete *crmhook.Claim
 }
 
 // do hands op to the writer and waits for its answer. If ctx ends while the
@@ -207,27 +203,9 @@ func (s *Store) runGroup(ctx context.Context, conn *sql.Conn, group []*writeOp, 
 	tx = &groupTx{Tx: sqlTx}
 	alone := len(group) == 1
 	errs = make([]error, 0, len(group))
-	var completed map[*writeOp]bool // recorded by completeBatch
-	for i, op := range group {
+	for _, op := range group {
 		if err := op.ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("sqlite: %s: %w", op.name, err))
-			continue
-		}
-		if op.complete != nil && completed == nil && !alone {
-			// The first Complete records every Complete of the group.
-			var err error
-			if completed, err = s.completeBatch(ctx, tx, group[i:], now); err != nil {
-				if err = s.fail(ctx, "complete", err); isUnavailable(err) {
-					tx.Rollback()
-					return nil, nil, false, err
-				}
-				// One statement that fails leaves nothing behind: each
-				// Complete runs alone instead.
-				completed = map[*writeOp]bool{}
-			}
-		}
-		if completed[op] {
-			errs = append(errs, nil)
 			continue
 		}
 		var err error
@@ -315,7 +293,6 @@ type writeStmts struct {
 
 	claim          *sql.Stmt
 	complete       *sql.Stmt
-	completeBatch  *sql.Stmt
 	retry          *sql.Stmt
 	kill           *sql.Stmt
 	releaseClaim   *sql.Stmt
@@ -326,7 +303,7 @@ type writeStmts struct {
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{&w.savepoint, &w.rollbackTo, &w.release,
 		&w.claimKey, &w.keyOwner, &w.event, &w.delivery,
-		&w.claim, &w.complete, &w.completeBatch, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
+		&w.claim, &w.complete, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -356,7 +333,6 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 	w.claim = prep(claimSQL)
 	w.complete = prep(finishSQL(`state = 'delivered', attempts = attempts + 1, delivered_at = ?, updated_at = ?`))
-	w.completeBatch = prep(completeBatchSQL)
 	w.retry = prep(finishSQL(`attempts = attempts + 1, next_attempt_at = ?, last_error = ?, updated_at = ?`))
 	w.kill = prep(finishSQL(`state = 'dead', attempts = attempts + 1, last_error = ?, updated_at = ?`))
 	w.releaseClaim = prep(finishSQL(``))
