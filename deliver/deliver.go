@@ -151,9 +151,17 @@ type Dispatcher struct {
 	flight sync.WaitGroup
 }
 
+// sinkSlot is one sink and its two bounds. slots bounds the deliveries in
+// flight at the sink, from the request until the outcome is recorded (its
+// Concurrency: what a crash may deliver twice). claimed bounds the claims
+// not settled yet (twice the slots): a claim waits for a slot, is
+// delivered and recorded. So the next claims are made while the sink
+// works on the current ones, and a slot that frees up finds a claim
+// waiting instead of waiting for the store's claim.
 type sinkSlot struct {
-	sink  crmhook.Sink
-	slots chan struct{} // a token per delivery in flight
+	sink    crmhook.Sink
+	slots   chan struct{}
+	claimed chan struct{}
 }
 
 // New validates cfg and returns a Dispatcher.
@@ -169,7 +177,8 @@ func New(cfg Config) (*Dispatcher, error) {
 		freed: make(chan struct{}, 1),
 	}
 	for _, s := range cfg.Sinks {
-		d.sinks[s.Sink.Name()] = &sinkSlot{sink: s.Sink, slots: make(chan struct{}, s.Concurrency)}
+		d.sinks[s.Sink.Name()] = &sinkSlot{sink: s.Sink,
+			slots: make(chan struct{}, s.Concurrency), claimed: make(chan struct{}, claimWindow(s.Concurrency))}
 	}
 	return d, nil
 }
@@ -221,17 +230,27 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// claimAndStart claims up to each sink's free slots, once at least a quarter
-// of them are free, and starts the attempts.
+// claimWindow is how many claims of a sink may be unsettled at once. A
+// sink of concurrency 1 gets no more than one, so that it receives its
+// deliveries one by one in the order claimed.
+func claimWindow(concurrency int) int {
+	if concurrency == 1 {
+		return 1
+	}
+	return 2 * concurrency
+}
+
+// claimAndStart claims up to each sink's free claim window, once at least
+// a quarter of it is free, and starts the attempts.
 // It reports whether it found work, in which case the loop goes straight on.
 func (d *Dispatcher) claimAndStart(ctx, attemptCtx context.Context) bool {
 	found := false
 	for name, s := range d.sinks {
-		free := cap(s.slots) - len(s.slots)
-		// Under load, wait until a quarter of the slots are free and claim
-		// them together: every claim is a write on the store, and one claim
+		free := cap(s.claimed) - len(s.claimed)
+		// Under load, wait until a quarter of the window is free and claim
+		// it together: every claim is a write on the store, and one claim
 		// of eight costs about what one claim of one does.
-		if free == 0 || free < cap(s.slots)/4 || ctx.Err() != nil {
+		if free == 0 || free < cap(s.claimed)/4 || ctx.Err() != nil {
 			continue
 		}
 		claims, err := d.cfg.Store.Claim(ctx, crmhook.ClaimParams{
@@ -246,31 +265,52 @@ func (d *Dispatcher) claimAndStart(ctx, attemptCtx context.Context) bool {
 		if len(claims) == free {
 			found = true // there may be more waiting
 		}
+		claimedAt := time.Now()
 		for _, c := range claims {
-			s.slots <- struct{}{}
+			s.claimed <- struct{}{}
 			d.flight.Add(1)
 			go func() {
 				defer d.flight.Done()
-				defer func() { <-s.slots; signal(d.freed) }()
-				d.attempt(attemptCtx, s.sink, c)
+				defer func() { <-s.claimed; signal(d.freed) }()
+				d.attempt(ctx, attemptCtx, s, c, claimedAt)
 			}()
 		}
 	}
 	return found
 }
 
-// attempt delivers one claim and records the outcome.
-func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.Claim) {
+// attempt waits for a slot of the sink, delivers one claim, records the
+// outcome and gives the slot back. The attempt ends at 80 % of the lease
+// counted from the claim, so that the outcome is recorded before another
+// dispatcher may take the delivery over; a claim that waited for a slot
+// until less than a quarter of its lease is left is given back instead.
+func (d *Dispatcher) attempt(ctx, attemptCtx context.Context, s *sinkSlot, c crmhook.Claim, claimedAt time.Time) {
+	sink := s.sink
+	deadline := claimedAt.Add(d.cfg.Lease * 8 / 10)
+	// Recording the outcome must not be cut short by shutdown.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(attemptCtx), 10*time.Second)
+	defer rcancel()
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		// Shutdown before it went out: give it back uncounted.
+		d.release(rctx, sink, c)
+		return
+	}
+	// The slot is held until the outcome is recorded: a crash can then
+	// repeat at most the sink's concurrency of deliveries.
+	defer func() { <-s.slots }()
+	if ctx.Err() != nil || time.Until(deadline) < d.cfg.Lease/4 {
+		d.release(rctx, sink, c)
+		return
+	}
 	start := time.Now()
-	deadline := d.cfg.Lease * 8 / 10
-	actx, cancel := context.WithTimeout(ctx, deadline)
+	actx, cancel := context.WithDeadline(attemptCtx, deadline)
 	err := sink.Deliver(actx, &c.Event, c.Delivery.Attempts+1)
 	cancel()
 	took := time.Since(start)
+	ctx = attemptCtx
 
-	// Recording the outcome must not be cut short by shutdown.
-	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer rcancel()
 	// Built only when a line is written: a delivered attempt logs at debug.
 	log := func() *slog.Logger {
 		return d.cfg.Logger.With("sink", sink.Name(), "event_id", c.Event.ID, "source", c.Event.Source,
@@ -306,6 +346,21 @@ func (d *Dispatcher) attempt(ctx context.Context, sink crmhook.Sink, c crmhook.C
 		log().Warn("lease lost before the outcome was recorded; another dispatcher has it")
 	case d.cfg.Logger.Enabled(ctx, slog.LevelDebug):
 		log().Debug("delivery attempt", "outcome", string(outcome), "took", took)
+	}
+}
+
+// release gives a claim that was not attempted back to the store.
+func (d *Dispatcher) release(ctx context.Context, sink crmhook.Sink, c crmhook.Claim) {
+	err := d.cfg.Store.Release(ctx, c)
+	outcome := crmhook.OutcomeReleased
+	if errors.Is(err, crmhook.ErrLeaseLost) {
+		outcome = crmhook.OutcomeLeaseLost
+	}
+	if d.cfg.OnAttempt != nil {
+		d.cfg.OnAttempt(sink.Name(), outcome, 0)
+	}
+	if err != nil && outcome != crmhook.OutcomeLeaseLost {
+		d.cfg.Logger.Error("releasing an unattempted claim failed", "sink", sink.Name(), "event_id", c.Event.ID, "err", err)
 	}
 }
 
