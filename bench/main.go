@@ -1,26 +1,43 @@
-// Command bench measures crmhook's ingest against a bare net/http handler in
-// the same run, on the same machine, with the same load generator:
+// Command bench measures crmhook against its ceilings in one invocation, on
+// the same machine, with the same load generator, and prints the ratios
+// between them (absolute rates on a shared 2-core machine are noisy; ratios
+// within one run are not):
 //
-//	go run ./bench                      # SQLite store, 32 connections, 10 s per phase
-//	go run ./bench -store postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+//	go run ./bench                  # one run: bare, ceiling, SQLite ingest, SQLite + sink
+//	go run ./bench -runs 3 -postgres 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 //	go run ./bench -disk /var/lib/crmhook     # only the disk's fsync latency
 //
-// Both servers run as separate processes (the bare handler is this program
-// re-executed with -serve-bare), so neither shares a heap or scheduler with
-// the load generator, and crmhook's peak RSS is its own. The sink is an HTTP
-// server inside this process that counts distinct event ids, which gives the
-// end-to-end rate: acknowledged events that reached the sink per second.
+// A run has these phases, each a separate server process loaded for
+// -duration from -conns keep-alive connections with unique Affinity
+// deliveries:
+//  1. bare: a net/http handler that reads the body and answers 200;
+//  2. ceiling: the same HTTP server stack with a handler that parses and
+//     hashes the body and appends it to a group-committed log file (one
+//     write and one fdatasync per group of waiting requests, answered after
+//     the sync): the fastest anything durable can answer here;
+//  3. crmhook serve, SQLite, no sink: durable ingest alone;
+//  4. crmhook serve, SQLite, with an HTTP sink dispatching to a counting
+//     server inside this process (end to end: acknowledged events that
+//     reached the sink per second, until the last one arrived);
+//  5. with -postgres: crmhook serve on PostgreSQL with the same sink (a
+//     fresh schema, dropped after).
+//
+// The last lines are the ratios of the run, or their medians with -runs.
+// -phases picks phases for an experiment, among them "forward", which is
+// not run by default: the ceiling that also posts every event to the sink
+// by HTTP, what delivering costs on these cores whatever the store.
 package main
 
 import (
 	"bufio"
 	"bytes"
-
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,31 +48,70 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const pathSecret = "benchBenchBenchBenchBenchBenchBenchBench123"
 
+type options struct {
+	duration time.Duration
+	conns    int
+	runs     int
+	postgres string
+	bin      string
+	phases   map[string]bool
+}
+
+// phase reports whether a phase runs: by default all but "forward", an
+// experiment (the ceiling that also posts every event to the sink).
+func (o options) phase(name string) bool {
+	if o.phases == nil {
+		return name != "forward"
+	}
+	return o.phases[name]
+}
+
 func main() {
 	bare := flag.String("serve-bare", "", "internal: serve the bare handler on this address")
-	duration := flag.Duration("duration", 10*time.Second, "load duration per phase")
-	conns := flag.Int("conns", 32, "concurrent connections")
-	store := flag.String("store", "", "crmhook store URL (default: SQLite in a temp dir)")
-	bin := flag.String("crmhook", "", "crmhook binary (default: go build ./cmd/crmhook)")
-	withSink := flag.Bool("sink", true, "configure the HTTP sink (false: measure durable ingest alone, no dispatching)")
+	ceiling := flag.String("serve-ceiling", "", "internal: serve the ceiling handler on this address")
+	ceilingLog := flag.String("ceiling-log", "", "internal: the ceiling handler's log file")
+	ceilingRing := flag.Bool("ceiling-ring", false, "internal: the ceiling overwrites a preallocated ring instead of appending")
+	ceilingForward := flag.String("ceiling-forward", "", "internal: the ceiling also posts every event to this URL")
+	var o options
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "load duration per phase")
+	flag.IntVar(&o.conns, "conns", 32, "concurrent connections")
+	flag.IntVar(&o.runs, "runs", 1, "runs of all phases; the ratios printed last are the medians")
+	flag.StringVar(&o.postgres, "postgres", "", "PostgreSQL URL: add a phase with crmhook on PostgreSQL (a fresh schema per run)")
+	flag.StringVar(&o.bin, "crmhook", "", "crmhook binary (default: go build ./cmd/crmhook)")
+	phases := flag.String("phases", "", "only these phases, comma-separated (bare,ceiling,ring,ingest,sink,pg, and the experiment forward), for experiments; the ratios need the default ones")
 	disk := flag.String("disk", "", "only measure this directory's commit latency: frames written like a WAL commit, then fsync")
 	flag.Parse()
-	if *bare != "" {
+	if *phases != "" {
+		o.phases = map[string]bool{}
+		for p := range strings.SplitSeq(*phases, ",") {
+			o.phases[strings.TrimSpace(p)] = true
+		}
+	}
+	switch {
+	case *bare != "":
 		serveBare(*bare)
 		return
-	}
-	if *disk != "" {
+	case *ceiling != "":
+		serveCeiling(*ceiling, *ceilingLog, *ceilingRing, *ceilingForward)
+		return
+	case *disk != "":
 		if err := measureDisk(*disk); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	if err := run(*duration, *conns, *store, *bin, *withSink); err != nil {
+	if o.runs < 1 || o.conns < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -runs and -conns must be positive")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -63,9 +119,7 @@ func main() {
 
 // measureDisk writes WAL-sized frames (4 KiB pages with their 24-byte
 // headers) to a scratch file in dir and fsyncs after each batch, as SQLite's
-// synchronous=FULL commit does, and prints the fsync latency. No durable
-// store can answer faster than this, and with a fixed number of
-// connections it bounds how many events one commit can carry per second.
+// synchronous=FULL commit does, and prints the fsync latency.
 func measureDisk(dir string) error {
 	f, err := os.CreateTemp(dir, "crmhook-disk-*")
 	if err != nil {
@@ -118,58 +172,229 @@ type result struct {
 	p50, p99, max time.Duration
 	e2eRate       float64
 	e2eSeconds    float64
+	delivered     int64
 	rssMB         float64
 }
 
-func run(d time.Duration, conns int, store, bin string, withSink bool) error {
+func (r result) rate() float64 {
+	if r.seconds == 0 {
+		return 0
+	}
+	return float64(r.acked) / r.seconds
+}
+
+// runResult is one run's phases.
+type runResult struct {
+	bare, ceiling, ring, ingest, sink result
+	pg, forward                       *result
+}
+
+// ratios are what a run is judged by.
+type ratios struct {
+	ceilingOfBare float64 // ceiling / bare
+	ring          float64 // SQLite ingest-only / the preallocated-log ceiling
+	ingest        float64 // SQLite ingest-only / ceiling
+	withSink      float64 // SQLite ack rate with the sink / SQLite ingest-only
+	e2e           float64 // end-to-end events/s / ack rate, SQLite with sink
+	pg            float64 // PostgreSQL with sink / SQLite with sink (0: not run)
+	p99           float64 // ms, SQLite with sink
+	rss           float64 // MB, peak of crmhook serve in the SQLite runs
+}
+
+func (r runResult) ratios() ratios {
+	x := ratios{
+		ceilingOfBare: pct(r.ceiling.rate(), r.bare.rate()),
+		ingest:        pct(r.ingest.rate(), r.ceiling.rate()),
+		ring:          pct(r.ingest.rate(), r.ring.rate()),
+		withSink:      pct(r.sink.rate(), r.ingest.rate()),
+		e2e:           pct(r.sink.e2eRate, r.sink.rate()),
+		p99:           float64(r.sink.p99.Microseconds()) / 1000,
+		rss:           max(r.ingest.rssMB, r.sink.rssMB),
+	}
+	if r.pg != nil {
+		x.pg = pct(r.pg.rate(), r.sink.rate())
+	}
+	return x
+}
+
+func pct(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * a / b
+}
+
+func run(o options) error {
 	tmp, err := os.MkdirTemp("", "crmhook-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if bin == "" {
-		bin = filepath.Join(tmp, "crmhook")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/crmhook")
+	if o.bin == "" {
+		o.bin = filepath.Join(tmp, "crmhook")
+		build := exec.Command("go", "build", "-o", o.bin, "./cmd/crmhook")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			return fmt.Errorf("build crmhook: %w", err)
 		}
 	}
+	fmt.Printf("bench: %d connections, %s per phase, %d run(s), GOMAXPROCS %d, %s\n\n", o.conns, o.duration, o.runs, runtime.GOMAXPROCS(0), cpuModel())
+
+	var all []ratios
+	for i := range o.runs {
+		dir := filepath.Join(tmp, fmt.Sprintf("run%d", i+1))
+		rr, err := runOnce(o, dir, i+1)
+		if err != nil {
+			return err
+		}
+		printRun(i+1, rr)
+		all = append(all, rr.ratios())
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	printRatios(all, o.postgres != "")
+	return nil
+}
+
+func runOnce(o options, dir string, n int) (runResult, error) {
+	var rr runResult
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return rr, err
+	}
 	self, err := os.Executable()
 	if err != nil {
-		return err
+		return rr, err
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d connections, %s per phase, GOMAXPROCS %d, %s\n", conns, d, runtime.GOMAXPROCS(0), cpuModel())
+	hook := "/hooks/affinity/" + pathSecret
 
-	// Phase 1: the bare handler.
-	addr := freeAddr()
-	bareCmd := exec.Command(self, "-serve-bare", addr)
-	if err := bareCmd.Start(); err != nil {
-		return err
+	// The bare handler and the ceiling, each its own process.
+	for _, p := range []struct {
+		phase, name string
+		args        []string
+		res         *result
+	}{
+		{"bare", "bare net/http handler", []string{"-serve-bare"}, &rr.bare},
+		{"ceiling", "ceiling: parse, hash, append to a group-committed log, fdatasync", []string{"-serve-ceiling"}, &rr.ceiling},
+		{"ring", "ceiling, preallocated log (overwritten in place, as a WAL)", []string{"-ceiling-ring", "-serve-ceiling"}, &rr.ring},
+	} {
+		if !o.phase(p.phase) {
+			continue
+		}
+		addr := freeAddr()
+		cmd := exec.Command(self, append(p.args, addr, "-ceiling-log", filepath.Join(dir, "ceiling.log"))...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return rr, err
+		}
+		waitUp("http://" + addr + "/")
+		*p.res = load(p.name, "http://"+addr+hook, o.duration, o.conns)
+		p.res.rssMB = rssMB(cmd.Process.Pid)
+		cmd.Process.Kill()
+		cmd.Wait()
 	}
-	waitUp("http://" + addr + "/")
-	bareRes := load("bare net/http handler", "http://"+addr+"/hooks/affinity/"+pathSecret, d, conns)
-	bareRes.rssMB = rssMB(bareCmd.Process.Pid)
-	bareCmd.Process.Kill()
-	bareCmd.Wait()
 
-	// Phase 2: crmhook serve with an HTTP sink.
 	sink := newCountingSink()
 	sinkSrv := &http.Server{Handler: sink}
 	sinkLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return rr, err
 	}
 	go sinkSrv.Serve(sinkLn)
 	defer sinkSrv.Close()
+	sink.url = "http://" + sinkLn.Addr().String()
 
-	listen, admin := freeAddr(), freeAddr()
-	sinks := fmt.Sprintf("sinks:\n  - name: bench\n    type: http\n    url: http://%s/\n    concurrency: 32\n    timeout: 10s\n", sinkLn.Addr())
-	if !withSink {
-		sinks = ""
+	if o.phase("forward") {
+		// The ceiling that also delivers every event to the sink by HTTP.
+		addr := freeAddr()
+		cmd := exec.Command(self, "-serve-ceiling", addr, "-ceiling-log", filepath.Join(dir, "forward.log"), "-ceiling-forward", sink.url+"/")
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return rr, err
+		}
+		waitUp("http://" + addr + "/")
+		sink.reset()
+		start := time.Now()
+		res := load("ceiling + every event posted to the sink (32 goroutines)", "http://"+addr+hook, o.duration, o.conns)
+		waitSink(&res, sink, start)
+		res.rssMB = rssMB(cmd.Process.Pid)
+		cmd.Process.Kill()
+		cmd.Wait()
+		rr.forward = &res
 	}
-	if store == "" {
-		store = "sqlite://" + filepath.Join(tmp, "data", "crmhook.db")
+	sqlite := func(phase string) string {
+		return "sqlite://" + filepath.Join(dir, phase, "crmhook.db")
+	}
+	if o.phase("ingest") {
+		if rr.ingest, err = runCrmhook(o, filepath.Join(dir, "ingest"), sqlite("ingest"), nil,
+			"crmhook serve, SQLite, durable ingest (no sink)"); err != nil {
+			return rr, err
+		}
+	}
+	if o.phase("sink") {
+		if rr.sink, err = runCrmhook(o, filepath.Join(dir, "sink"), sqlite("sink"), sink,
+			"crmhook serve, SQLite, HTTP sink dispatching"); err != nil {
+			return rr, err
+		}
+	}
+	if o.postgres != "" && o.phase("pg") {
+		storeURL, drop, err := pgSchema(o.postgres, fmt.Sprintf("crmhook_bench_%d_%d", os.Getpid(), n))
+		if err != nil {
+			return rr, err
+		}
+		res, err := runCrmhook(o, filepath.Join(dir, "pg"), storeURL, sink,
+			"crmhook serve, PostgreSQL (same machine), HTTP sink dispatching")
+		drop()
+		if err != nil {
+			return rr, err
+		}
+		rr.pg = &res
+	}
+	return rr, nil
+}
+
+// pgSchema creates a fresh schema and returns the store URL that uses it,
+// and a function that drops it.
+func pgSchema(rawURL, schema string) (string, func(), error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, rawURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{schema}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+ident+" CASCADE; CREATE SCHEMA "+ident); err != nil {
+		return "", nil, fmt.Errorf("postgres: create schema: %w", err)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	drop := func() {
+		c, err := pgx.Connect(ctx, rawURL)
+		if err != nil {
+			return
+		}
+		defer c.Close(ctx)
+		_, _ = c.Exec(ctx, "DROP SCHEMA IF EXISTS "+ident+" CASCADE")
+	}
+	return u.String(), drop, nil
+}
+
+// runCrmhook runs crmhook serve on store, with an HTTP sink pointing at
+// sink when it is not nil, loads it and waits until every acknowledged
+// event reached the sink.
+func runCrmhook(o options, dir, store string, sink *countingSink, name string) (result, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return result{}, err
+	}
+	listen, admin := freeAddr(), freeAddr()
+	sinks := ""
+	if sink != nil {
+		sinks = fmt.Sprintf("sinks:\n  - name: bench\n    type: http\n    url: %s/\n    concurrency: 32\n    timeout: 10s\n", sink.url)
 	}
 	cfg := fmt.Sprintf(`listen: %s
 admin: {listen: %s, token: bench-admin-token-0123456789}
@@ -181,56 +406,119 @@ sources:
   - name: affinity
     provider: affinity
     secrets: [%s]
-%s`, listen, admin, filepath.Join(tmp, "data"), store, pathSecret, sinks)
-	cfgPath := filepath.Join(tmp, "crmhook.yaml")
+%s`, listen, admin, filepath.Join(dir, "data"), store, pathSecret, sinks)
+	cfgPath := filepath.Join(dir, "crmhook.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return err
+		return result{}, err
 	}
-	srv := exec.Command(bin, "serve", "--config", cfgPath)
-	srv.Stdout, srv.Stderr = io.Discard, os.Stderr
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		return result{}, err
+	}
+	defer logf.Close()
+	srv := exec.Command(o.bin, "serve", "--config", cfgPath)
+	srv.Stdout, srv.Stderr = io.Discard, logf
 	if err := srv.Start(); err != nil {
-		return err
+		return result{}, err
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	waitUp("http://" + admin + "/healthz")
 
-	name := "crmhook serve (SQLite, fsync per group commit)"
-	if strings.HasPrefix(store, "postgres") {
-		name = "crmhook serve (Postgres)"
+	if sink != nil {
+		sink.reset()
 	}
-	if !withSink {
-		name += ", no sink"
-	}
-	sink.reset()
 	start := time.Now()
-	res := load(name, "http://"+listen+"/hooks/affinity/"+pathSecret, d, conns)
-	// End to end: until every acknowledged event reached the sink.
-	deadline := time.Now().Add(2 * time.Minute)
-	if !withSink {
-		deadline = time.Now()
-	}
-	for sink.count() < int64(res.acked) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if withSink {
-		res.e2eSeconds = sink.last().Sub(start).Seconds()
-		res.e2eRate = float64(sink.count()) / res.e2eSeconds
+	res := load(name, "http://"+listen+"/hooks/affinity/"+pathSecret, o.duration, o.conns)
+	if sink != nil {
+		waitSink(&res, sink, start)
 	}
 	res.rssMB = rssMB(srv.Process.Pid)
-	if withSink && sink.count() < int64(res.acked) {
-		fmt.Fprintf(os.Stderr, "bench: only %d of %d acknowledged events reached the sink in time\n", sink.count(), res.acked)
-	}
+	return res, nil
+}
 
-	fmt.Printf("| run | acked req/s | p50 ack | p99 ack | max ack | errors | end-to-end events/s | peak RSS |\n|---|---|---|---|---|---|---|---|\n")
-	for _, r := range []result{bareRes, res} {
+// waitSink waits until every acknowledged event reached the sink (at most
+// two minutes) and sets the end-to-end figures: distinct events at the sink
+// per second from the start of the load until the last of them arrived.
+func waitSink(res *result, sink *countingSink, start time.Time) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for sink.count() < int64(res.acked) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res.delivered = sink.count()
+	res.e2eSeconds = sink.last().Sub(start).Seconds()
+	if res.e2eSeconds > 0 {
+		res.e2eRate = float64(res.delivered) / res.e2eSeconds
+	}
+	if res.delivered < int64(res.acked) {
+		fmt.Fprintf(os.Stderr, "bench: only %d of %d acknowledged events reached the sink in time\n", res.delivered, res.acked)
+	}
+}
+
+func printRun(n int, rr runResult) {
+	fmt.Printf("run %d\n\n| phase | acked req/s | p50 ack | p99 ack | max ack | errors | end-to-end events/s | peak RSS |\n|---|---|---|---|---|---|---|---|\n", n)
+	rows := []result{rr.bare, rr.ceiling, rr.ring, rr.ingest, rr.sink}
+	if rr.pg != nil {
+		rows = append(rows, *rr.pg)
+	}
+	if rr.forward != nil {
+		rows = append(rows, *rr.forward)
+	}
+	for _, r := range rows {
 		e2e := "—"
 		if r.e2eRate > 0 {
-			e2e = fmt.Sprintf("%.0f (all %d in %.1fs)", r.e2eRate, r.acked, r.e2eSeconds)
+			e2e = fmt.Sprintf("%.0f (%d of %d in %.1f s)", r.e2eRate, r.delivered, r.acked, r.e2eSeconds)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %s | %.0f MB |\n", r.name, float64(r.acked)/r.seconds, ms(r.p50), ms(r.p99), ms(r.max), r.errors, e2e, r.rssMB)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %s | %.0f MB |\n", r.name, r.rate(), ms(r.p50), ms(r.p99), ms(r.max), r.errors, e2e, r.rssMB)
 	}
-	fmt.Printf("\ncrmhook / bare: %.0f%% of the bare handler's rate\n", 100*float64(res.acked)/res.seconds/(float64(bareRes.acked)/bareRes.seconds))
-	return nil
+	x := rr.ratios()
+	fmt.Printf("\nrun %d: ceiling / bare %.0f%%, crmhook / ceiling %.0f%% (preallocated %.0f%%), with sink / ingest %.0f%%, end-to-end / ack %.0f%%",
+		n, x.ceilingOfBare, x.ingest, x.ring, x.withSink, x.e2e)
+	if rr.pg != nil {
+		fmt.Printf(", postgres / sqlite %.0f%%", x.pg)
+	}
+	if rr.forward != nil {
+		fmt.Printf(", ceiling with forwarding / ceiling %.0f%%, its end-to-end / ack %.0f%%",
+			pct(rr.forward.rate(), rr.ceiling.rate()), pct(rr.forward.e2eRate, rr.forward.rate()))
+	}
+	fmt.Printf(", p99 ack with sink %.2f ms, peak RSS %.0f MB\n\n", x.p99, x.rss)
+}
+
+// printRatios prints the ratios, the medians of the runs, as the last lines.
+func printRatios(all []ratios, pg bool) {
+	med := func(f func(ratios) float64) string {
+		v := make([]float64, len(all))
+		for i, r := range all {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		m := v[len(v)/2]
+		if len(v)%2 == 0 {
+			m = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+		if len(v) == 1 {
+			return fmt.Sprintf("%.4g", m)
+		}
+		parts := make([]string, len(all))
+		for i, r := range all {
+			parts[i] = fmt.Sprintf("%.4g", f(r))
+		}
+		return fmt.Sprintf("%.4g (runs: %s)", m, strings.Join(parts, ", "))
+	}
+	what := "of the run"
+	if len(all) > 1 {
+		what = fmt.Sprintf("medians of %d runs", len(all))
+	}
+	fmt.Printf("ratios (%s):\n", what)
+	fmt.Printf("ceiling / bare: %s%%\n", med(func(r ratios) float64 { return r.ceilingOfBare }))
+	fmt.Printf("crmhook / preallocated-log ceiling: %s%%\n", med(func(r ratios) float64 { return r.ring }))
+	fmt.Printf("crmhook / ceiling: %s%%  (SQLite durable ingest, no sink; floor 75%%)\n", med(func(r ratios) float64 { return r.ingest }))
+	fmt.Printf("with sink / ingest: %s%%  (SQLite ack rate while dispatching / ingest-only; floor 90%%)\n", med(func(r ratios) float64 { return r.withSink }))
+	fmt.Printf("end-to-end / ack: %s%%  (events/s into the sink / ack rate, same phase; floor 95%%)\n", med(func(r ratios) float64 { return r.e2e }))
+	if pg {
+		fmt.Printf("postgres / sqlite: %s%%  (ack rate with the sink; floor 60%%)\n", med(func(r ratios) float64 { return r.pg }))
+	}
+	fmt.Printf("p99 ack with sink: %s ms  (SQLite, %s; floor 10 ms)\n", med(func(r ratios) float64 { return r.p99 }), "32 connections by default")
+	fmt.Printf("peak RSS: %s MB  (crmhook serve, SQLite; floor 50 MB)\n", med(func(r ratios) float64 { return r.rss }))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
@@ -286,6 +574,7 @@ func load(name, url string, d time.Duration, conns int) result {
 
 // countingSink counts distinct webhook-ids (crmhook's event ids).
 type countingSink struct {
+	url  string
 	mu   sync.Mutex
 	seen map[string]struct{}
 	at   time.Time
@@ -323,7 +612,7 @@ func freeAddr() string {
 }
 
 func waitUp(url string) {
-	for i := 0; i < 600; i++ {
+	for range 600 {
 		if resp, err := http.Get(url); err == nil {
 			resp.Body.Close()
 			return
@@ -353,7 +642,7 @@ func rssMB(pid int) float64 {
 
 func cpuModel() string {
 	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
+	for l := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(l, "model name"); ok {
 			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
 		}
