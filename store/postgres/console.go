@@ -8,7 +8,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/console"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -20,19 +20,19 @@ var _ console.Reader = (*Store)(nil)
 // eventMetaColumns are an event's columns but its payload, of alias e.
 const eventMetaColumns = `e.id, e.source, e.provider, e.type, e.dedupe_key, e.occurred_at, e.received_at`
 
-// walkOf adds to w the walk of f (see storeutil.Walk): its key, the time
+// walkOf adds to w the walk of f (see sqlstore.Walk): its key, the time
 // range and the cursor, on the columns it goes by (newest first), and
 // returns what it reads and those columns.
 func walkOf(w *where, f crmhook.EventFilter) (from, rcv, id string) {
 	from, rcv, id = "events e", "e.received_at", "e.id"
-	switch storeutil.WalkOf(f) {
-	case storeutil.WalkDedupeKey:
+	switch sqlstore.WalkOf(f) {
+	case sqlstore.WalkDedupeKey:
 		w.add("e.dedupe_key = " + w.arg(f.DedupeKey))
-	case storeutil.WalkWaiting:
+	case sqlstore.WalkWaiting:
 		from, rcv, id = "deliveries d", "d.event_received_at", "d.event_id"
 		w.add("d.state <> 'delivered'")
 		w.add("d.state = " + w.arg(string(f.State)))
-	case storeutil.WalkSource:
+	case sqlstore.WalkSource:
 		w.add("e.source = " + w.arg(f.Source))
 	}
 	if !f.Since.IsZero() {
@@ -52,24 +52,24 @@ func walkOf(w *where, f crmhook.EventFilter) (from, rcv, id string) {
 func eventPageQuery(f crmhook.EventFilter, bound time.Time, limit int) (string, []any) {
 	w := &where{}
 	from, rcv, id := walkOf(w, f)
-	walk := storeutil.WalkOf(f)
-	if walk == storeutil.WalkWaiting {
+	walk := sqlstore.WalkOf(f)
+	if walk == sqlstore.WalkWaiting {
 		from += " JOIN events e ON e.id = d.event_id"
 	}
 	if !bound.IsZero() {
 		w.add(rcv + " >= " + w.arg(bound))
 	}
-	if f.Source != "" && walk != storeutil.WalkSource {
+	if f.Source != "" && walk != sqlstore.WalkSource {
 		w.add("e.source = " + w.arg(f.Source))
 	}
 	if f.Type != "" {
-		if storeutil.IsGlob(f.Type) {
+		if sqlstore.IsGlob(f.Type) {
 			w.add("e.type ~ " + w.arg(globRegexp(f.Type)))
 		} else {
 			w.add("e.type = " + w.arg(f.Type))
 		}
 	}
-	if f.State != "" && walk != storeutil.WalkWaiting {
+	if f.State != "" && walk != sqlstore.WalkWaiting {
 		w.add("EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND x.state = " + w.arg(string(f.State)) + ")")
 	}
 	return `SELECT ` + eventMetaColumns + ` FROM ` + from + ` WHERE ` + w.String() +
@@ -84,7 +84,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 		return console.Page{}, err
 	}
 	var bound time.Time
-	if storeutil.Bounded(f, scan) {
+	if sqlstore.Bounded(f, scan) {
 		w := &where{}
 		from, rcv, _ := walkOf(w, f)
 		var b time.Time
@@ -97,7 +97,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 			bound = b.UTC()
 		}
 	}
-	want := storeutil.ListLimit(f.Limit) + 1 // one more: is there a next page?
+	want := sqlstore.ListLimit(f.Limit) + 1 // one more: is there a next page?
 	var evs []crmhook.Event
 	cont := f
 	for len(evs) < want {
@@ -107,7 +107,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 		if err != nil {
 			return console.Page{}, s.fail(ctx, "event page", err)
 		}
-		got, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Event, error) {
+		got, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.Event, error) {
 			var m eventMeta
 			err := rows.Scan(m.dest()...)
 			return m.event(), err
@@ -130,11 +130,11 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 		cont.BeforeReceivedAt, cont.BeforeID = last.ReceivedAt, last.ID
 	}
 	ds, err := queryDeliveries(ctx, s.pool, `SELECT `+deliveryColumns+` FROM deliveries
-		WHERE event_id = ANY ($1::text[]) ORDER BY event_id, id`, storeutil.EventIDs(evs))
+		WHERE event_id = ANY ($1::text[]) ORDER BY event_id, id`, sqlstore.EventIDs(evs))
 	if err != nil {
 		return console.Page{}, s.fail(ctx, "event page: deliveries", err)
 	}
-	return storeutil.PageOf(f, evs, ds, bound), nil
+	return sqlstore.PageOf(f, evs, ds, bound), nil
 }
 
 // eventMeta scans eventMetaColumns.
@@ -162,7 +162,7 @@ func (s *Store) DeadLetters(ctx context.Context, sink string, after console.Curs
 	if err := s.checkOpen("dead letters"); err != nil {
 		return nil, err
 	}
-	if err := storeutil.CheckSink(sink); err != nil {
+	if err := sqlstore.CheckSink(sink); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	w := &where{}
@@ -172,16 +172,16 @@ func (s *Store) DeadLetters(ctx context.Context, sink string, after console.Curs
 	if !after.IsZero() {
 		w.add(beforeCursor("d.event_received_at", "d.event_id", w, after.ReceivedAt, after.ID))
 	}
-	q := `SELECT ` + storeutil.QualifiedDeliveryColumns("d") + `, ` + eventMetaColumns + `
+	q := `SELECT ` + sqlstore.QualifiedDeliveryColumns("d") + `, ` + eventMetaColumns + `
 		FROM deliveries d JOIN events e ON e.id = d.event_id
 		WHERE ` + w.String() + `
-		ORDER BY d.event_received_at DESC, d.event_id DESC LIMIT ` + w.arg(storeutil.ListLimit(limit))
+		ORDER BY d.event_received_at DESC, d.event_id DESC LIMIT ` + w.arg(sqlstore.ListLimit(limit))
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "dead letters", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows pgx.Rows) (console.DeadLetter, error) {
+	out, err := sqlstore.Collect(rows, func(rows pgx.Rows) (console.DeadLetter, error) {
 		var (
 			dl  console.DeadLetter
 			m   eventMeta
@@ -215,7 +215,7 @@ func (s *Store) Queues(ctx context.Context) ([]console.Queue, error) {
 		return nil, s.fail(ctx, "queues", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows pgx.Rows) (console.Queue, error) {
+	out, err := sqlstore.Collect(rows, func(rows pgx.Rows) (console.Queue, error) {
 		var (
 			q      console.Queue
 			oldest *time.Time
@@ -237,7 +237,7 @@ func (s *Store) Activity(ctx context.Context, from time.Time, n int) ([]console.
 	if err := s.checkOpen("activity"); err != nil {
 		return nil, err
 	}
-	if err := storeutil.CheckMinutes(n); err != nil {
+	if err := sqlstore.CheckMinutes(n); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	from = from.Truncate(time.Minute)
@@ -252,7 +252,7 @@ func (s *Store) Activity(ctx context.Context, from time.Time, n int) ([]console.
 		return nil, s.fail(ctx, "activity", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows pgx.Rows) (console.Minute, error) {
+	out, err := sqlstore.Collect(rows, func(rows pgx.Rows) (console.Minute, error) {
 		var m console.Minute
 		err := rows.Scan(&m.Start, &m.Received, &m.Delivered, &m.Failed)
 		m.Start = m.Start.UTC()

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -21,13 +21,13 @@ var _ crmhook.ControlStore = (*Store)(nil)
 // it holds a lease the server forgot.
 
 // PutSecret inserts the secret on the pool whose commits wait for the
-// disk; storeutil.NewSecret says what it checks and fills in. An error
+// disk; sqlstore.NewSecret says what it checks and fills in. An error
 // keeps nothing of the row Postgres failed on (see withoutRow).
 func (s *Store) PutSecret(ctx context.Context, sec crmhook.SourceSecret) (int64, error) {
 	if err := s.checkOpen("put secret"); err != nil {
 		return 0, err
 	}
-	sec, err := storeutil.NewSecret(sec, s.now)
+	sec, err := sqlstore.NewSecret(sec, s.now)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: put secret: %w", err)
 	}
@@ -69,7 +69,7 @@ func (s *Store) ListSecrets(ctx context.Context, source string) ([]crmhook.Sourc
 		return nil, s.fail(ctx, "list secrets", err)
 	}
 	defer rows.Close()
-	secs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.SourceSecret, error) {
+	secs, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.SourceSecret, error) {
 		var (
 			sec      crmhook.SourceSecret
 			state    string
@@ -89,13 +89,13 @@ func (s *Store) ListSecrets(ctx context.Context, source string) ([]crmhook.Sourc
 	return secs, nil
 }
 
-// SetSecretState updates the secret in one statement; storeutil.SecretState
+// SetSecretState updates the secret in one statement; sqlstore.SecretState
 // says which RetireAt is kept.
 func (s *Store) SetSecretState(ctx context.Context, id int64, state crmhook.SecretState, retireAt time.Time) error {
 	if err := s.checkOpen("set secret state"); err != nil {
 		return err
 	}
-	retireAt, err := storeutil.SecretState(state, retireAt)
+	retireAt, err := sqlstore.SecretState(state, retireAt)
 	if err != nil {
 		return fmt.Errorf("postgres: set secret state: %w", err)
 	}
@@ -111,12 +111,12 @@ func (s *Store) SetSecretState(ctx context.Context, id int64, state crmhook.Secr
 }
 
 // PutRotation upserts the rotation on its source, in one statement;
-// storeutil.NewRotation says what it fills in.
+// sqlstore.NewRotation says what it fills in.
 func (s *Store) PutRotation(ctx context.Context, r crmhook.Rotation) error {
 	if err := s.checkOpen("put rotation"); err != nil {
 		return err
 	}
-	r, err := storeutil.NewRotation(r, s.now)
+	r, err := sqlstore.NewRotation(r, s.now)
 	if err != nil {
 		return fmt.Errorf("postgres: put rotation: %w", err)
 	}
@@ -125,7 +125,7 @@ func (s *Store) PutRotation(ctx context.Context, r crmhook.Rotation) error {
 		ON CONFLICT (source) DO UPDATE SET phase = excluded.phase, new_secret_id = excluded.new_secret_id,
 			grace_ns = excluded.grace_ns, started_at = excluded.started_at, updated_at = excluded.updated_at,
 			data = excluded.data`,
-		r.Source, r.Phase, r.NewSecretID, int64(r.Grace), r.StartedAt, r.UpdatedAt, storeutil.RotationData(r.Data))
+		r.Source, r.Phase, r.NewSecretID, int64(r.Grace), r.StartedAt, r.UpdatedAt, sqlstore.RotationData(r.Data))
 	if err != nil {
 		return s.fail(ctx, "put rotation", err)
 	}
@@ -155,7 +155,7 @@ func (s *Store) GetRotation(ctx context.Context, source string) (crmhook.Rotatio
 	r.Grace = time.Duration(grace)
 	r.StartedAt = r.StartedAt.UTC()
 	r.UpdatedAt = r.UpdatedAt.UTC()
-	r.Data = storeutil.FromRotationData(data)
+	r.Data = sqlstore.FromRotationData(data)
 	return r, nil
 }
 
@@ -171,12 +171,12 @@ func (s *Store) DeleteRotation(ctx context.Context, source string) error {
 }
 
 // PutSubscriptionState upserts the state on (Source, SubscriptionID);
-// storeutil.NewSubscriptionState says what it fills in.
+// sqlstore.NewSubscriptionState says what it fills in.
 func (s *Store) PutSubscriptionState(ctx context.Context, st crmhook.SubscriptionState) error {
 	if err := s.checkOpen("put subscription state"); err != nil {
 		return err
 	}
-	st, err := storeutil.NewSubscriptionState(st, s.now)
+	st, err := sqlstore.NewSubscriptionState(st, s.now)
 	if err != nil {
 		return fmt.Errorf("postgres: put subscription state: %w", err)
 	}
@@ -215,7 +215,7 @@ func (s *Store) ListSubscriptionStates(ctx context.Context) ([]crmhook.Subscript
 		return nil, s.fail(ctx, "list subscription states", err)
 	}
 	defer rows.Close()
-	sts, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.SubscriptionState, error) {
+	sts, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.SubscriptionState, error) {
 		var (
 			st               crmhook.SubscriptionState
 			checked, healthy *time.Time
@@ -233,13 +233,13 @@ func (s *Store) ListSubscriptionStates(ctx context.Context) ([]crmhook.Subscript
 	return sts, nil
 }
 
-// RecordGap inserts the gap; storeutil.NewGap says what it checks and
+// RecordGap inserts the gap; sqlstore.NewGap says what it checks and
 // fills in.
 func (s *Store) RecordGap(ctx context.Context, g crmhook.Gap) (int64, error) {
 	if err := s.checkOpen("record gap"); err != nil {
 		return 0, err
 	}
-	g, err := storeutil.NewGap(g, s.now)
+	g, err := sqlstore.NewGap(g, s.now)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: record gap: %w", err)
 	}
@@ -254,7 +254,7 @@ func (s *Store) RecordGap(ctx context.Context, g crmhook.Gap) (int64, error) {
 }
 
 // ListGaps selects a source's gaps ("" for all), newest first (by
-// RecordedAt, then id), at most limit (0: storeutil.DefaultListLimit).
+// RecordedAt, then id), at most limit (0: sqlstore.DefaultListLimit).
 func (s *Store) ListGaps(ctx context.Context, source string, limit int) ([]crmhook.Gap, error) {
 	if err := s.checkOpen("list gaps"); err != nil {
 		return nil, err
@@ -264,13 +264,13 @@ func (s *Store) ListGaps(ctx context.Context, source string, limit int) ([]crmho
 		w.add("source = " + w.arg(source))
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, source, subscription_id, from_at, to_at, recorded_at
-		FROM gaps WHERE `+w.String()+` ORDER BY recorded_at DESC, id DESC LIMIT `+w.arg(storeutil.ListLimit(limit)),
+		FROM gaps WHERE `+w.String()+` ORDER BY recorded_at DESC, id DESC LIMIT `+w.arg(sqlstore.ListLimit(limit)),
 		w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list gaps", err)
 	}
 	defer rows.Close()
-	gaps, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Gap, error) {
+	gaps, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.Gap, error) {
 		var (
 			g  crmhook.Gap
 			to *time.Time
@@ -318,7 +318,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.D
 	if err := s.checkOpen("acquire lease"); err != nil {
 		return false, err
 	}
-	if err := storeutil.CheckAcquire(name, owner, ttl); err != nil {
+	if err := sqlstore.CheckAcquire(name, owner, ttl); err != nil {
 		return false, fmt.Errorf("postgres: acquire lease: %w", err)
 	}
 	now := s.now()
@@ -342,7 +342,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 	if err := s.checkOpen("release lease"); err != nil {
 		return err
 	}
-	if err := storeutil.CheckLease(name, owner); err != nil {
+	if err := sqlstore.CheckLease(name, owner); err != nil {
 		return fmt.Errorf("postgres: release lease: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE name = $1 AND owner = $2`, name, owner); err != nil {

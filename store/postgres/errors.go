@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // errAlreadyReleased is what releasing a rejection a second time returns.
-var errAlreadyReleased = storeutil.ErrAlreadyReleased
+var errAlreadyReleased = sqlstore.ErrAlreadyReleased
 
 // fail labels err for op and sorts it, as the SQLite store does. Errors
 // already sorted and errors about one request (a constraint, bad data) pass
@@ -18,13 +18,13 @@ var errAlreadyReleased = storeutil.ErrAlreadyReleased
 // wraps crmhook.ErrUnavailable, which the receiver answers with 503. After
 // Close, those are crmhook.ErrClosed.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	return storeutil.Classify(ctx, "postgres: "+op, err, s.closed.Load(), isAboutRequest)
+	return sqlstore.Classify(ctx, "postgres: "+op, err, s.closed.Load(), isAboutRequest)
 }
 
 // failTx is fail for BEGIN and COMMIT: whatever their error, the
 // transaction did not happen because of the store, not the request.
 func (s *Store) failTx(ctx context.Context, op string, err error) error {
-	return storeutil.ClassifyTx(ctx, "postgres: "+op, err, s.closed.Load(), isAboutRequest)
+	return sqlstore.ClassifyTx(ctx, "postgres: "+op, err, s.closed.Load(), isAboutRequest)
 }
 
 // isAboutRequest reports whether Postgres refused the request itself
@@ -44,7 +44,7 @@ func isAboutRequest(err error) bool {
 
 // isUnavailable reports whether err (already through fail) means the store,
 // not the request, failed.
-func isUnavailable(err error) bool { return storeutil.IsUnavailable(err) }
+func isUnavailable(err error) bool { return sqlstore.IsUnavailable(err) }
 
 // isTransient reports whether err is a deadlock or serialization failure:
 // Postgres rolled the transaction back, and running it again may succeed.

@@ -6,15 +6,15 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-func loadMigrations() ([]storeutil.Migration, error) {
-	ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
+func loadMigrations() ([]sqlstore.Migration, error) {
+	ms, err := sqlstore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -63,7 +63,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return s.fail(ctx, "migrate: read versions", err)
 	}
-	pending, err := storeutil.Pending(ms, versions)
+	pending, err := sqlstore.Pending(ms, versions)
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: schema %q %w", s.schema, err)
 	}

@@ -43,7 +43,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -122,8 +122,8 @@ type Store struct {
 	schema  string        // the schema the tables live in
 	channel string        // the NOTIFY channel of this schema
 
-	inserts     *storeutil.Handoff[*insertRequest]   // callers to the writer goroutines
-	completes   *storeutil.Handoff[*completeRequest] // Completes to the completer goroutines
+	inserts     *sqlstore.Handoff[*insertRequest]   // callers to the writer goroutines
+	completes   *sqlstore.Handoff[*completeRequest] // Completes to the completer goroutines
 	closing     chan struct{}                        // closed by Close
 	writersDone sync.WaitGroup
 	closed      atomic.Bool
@@ -166,8 +166,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg:          cfg,
 		pool:         pool,
 		queue:        queue,
-		inserts:      storeutil.NewHandoff[*insertRequest](closing),
-		completes:    storeutil.NewHandoff[*completeRequest](closing),
+		inserts:      sqlstore.NewHandoff[*insertRequest](closing),
+		completes:    sqlstore.NewHandoff[*completeRequest](closing),
 		closing:      closing,
 		listenerDone: make(chan struct{}),
 		subs:         map[*subscription]struct{}{},

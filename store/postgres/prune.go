@@ -5,10 +5,10 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
-// Prune removes what retention no longer needs, as storeutil.Prune says,
+// Prune removes what retention no longer needs, as sqlstore.Prune says,
 // one chunk at a time; each chunk is its own short transaction, so a large
 // prune holds no locks for long. Replicas may prune at once: SKIP LOCKED
 // keeps them off each other's chunks.
@@ -16,7 +16,7 @@ func (s *Store) Prune(ctx context.Context, p crmhook.PruneParams) (int, error) {
 	if err := s.checkOpen("prune"); err != nil {
 		return 0, err
 	}
-	return storeutil.Prune(ctx, p, s.pruneEvents, s.pruneDedupeKeys)
+	return sqlstore.Prune(ctx, p, s.pruneEvents, s.pruneDedupeKeys)
 }
 
 func (s *Store) pruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -51,7 +51,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		w.add("source = " + w.arg(f.Source))
 	}
 	if f.Type != "" {
-		if storeutil.IsGlob(f.Type) {
+		if sqlstore.IsGlob(f.Type) {
 			w.add("type ~ " + w.arg(globRegexp(f.Type)))
 		} else {
 			w.add("type = " + w.arg(f.Type))
@@ -73,13 +73,13 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		w.add(beforeCursor("received_at", "id", w, f.BeforeReceivedAt, f.BeforeID))
 	}
 	q := `SELECT ` + eventColumns + ` FROM events WHERE ` + w.String() +
-		` ORDER BY received_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
+		` ORDER BY received_at DESC, id DESC LIMIT ` + w.arg(sqlstore.ListLimit(f.Limit))
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}
 	defer rows.Close()
-	evs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Event, error) { return scanEvent(rows) })
+	evs, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.Event, error) { return scanEvent(rows) })
 	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}
@@ -131,7 +131,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 	w := &where{}
 	deliveryWhere(w, f)
 	q := `SELECT ` + deliveryColumns + ` FROM deliveries WHERE ` + w.String() +
-		` ORDER BY created_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
+		` ORDER BY created_at DESC, id DESC LIMIT ` + w.arg(sqlstore.ListLimit(f.Limit))
 	ds, err := queryDeliveries(ctx, s.pool, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list deliveries", err)
@@ -208,7 +208,7 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	return storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
+	return sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
 }
 
 // Stats reads the queue's gauges in one statement.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -43,7 +43,7 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := s.checkOpen("claim"); err != nil {
 		return nil, err
 	}
-	limit, err := storeutil.ClaimLimit(p)
+	limit, err := sqlstore.ClaimLimit(p)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim: %w", err)
 	}
@@ -72,7 +72,7 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := rows.Err(); err != nil {
 		return nil, s.fail(ctx, "claim", err)
 	}
-	storeutil.SortClaims(claims)
+	sqlstore.SortClaims(claims)
 	return claims, nil
 }
 
@@ -85,7 +85,7 @@ func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
 		return err
 	}
 	r := &completeRequest{ctx: ctx, claim: c, reply: make(chan error, 1)}
-	recErr, err := storeutil.Submit(ctx, s.completes, r, r.reply)
+	recErr, err := sqlstore.Submit(ctx, s.completes, r, r.reply)
 	if err != nil {
 		return fmt.Errorf("postgres: complete: %w", err)
 	}
@@ -187,14 +187,14 @@ func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, last
 	}
 	return s.finish(ctx, "retry", c,
 		`attempts = attempts + 1, next_attempt_at = $3, last_error = $4, updated_at = $5`,
-		next, storeutil.TruncateLastError(lastErr), now)
+		next, sqlstore.TruncateLastError(lastErr), now)
 }
 
 // Kill records a failed attempt and moves the delivery to the dead letters.
 func (s *Store) Kill(ctx context.Context, c crmhook.Claim, lastErr string) error {
 	return s.finish(ctx, "kill", c,
 		`state = 'dead', attempts = attempts + 1, last_error = $3, updated_at = $4`,
-		storeutil.TruncateLastError(lastErr), s.now())
+		sqlstore.TruncateLastError(lastErr), s.now())
 }
 
 // Release gives a claim back, claimable at once, without counting an

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -16,7 +16,7 @@ func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) 
 	if err := s.checkOpen("reject"); err != nil {
 		return 0, err
 	}
-	r, payload := storeutil.NewRejection(r, s.now)
+	r, payload := sqlstore.NewRejection(r, s.now)
 	ev := r.Event
 	var id int64
 	err := s.pool.QueryRow(ctx, `INSERT INTO rejections
@@ -57,13 +57,13 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		w.add("rejected_at < " + w.arg(f.Until))
 	}
 	q := `SELECT ` + rejectionEventColumns + `, id, reason, rejected_at, released_at FROM rejections WHERE ` + w.String() +
-		` ORDER BY rejected_at DESC, id DESC LIMIT ` + w.arg(storeutil.ListLimit(f.Limit))
+		` ORDER BY rejected_at DESC, id DESC LIMIT ` + w.arg(sqlstore.ListLimit(f.Limit))
 	rows, err := s.pool.Query(ctx, q, w.args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	defer rows.Close()
-	rs, err := storeutil.Collect(rows, func(rows pgx.Rows) (crmhook.Rejection, error) {
+	rs, err := sqlstore.Collect(rows, func(rows pgx.Rows) (crmhook.Rejection, error) {
 		var (
 			r                  crmhook.Rejection
 			rejected, released *time.Time

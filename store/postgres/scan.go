@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -58,8 +58,8 @@ func scanEvent(row pgx.Row, extra ...any) (crmhook.Event, error) {
 	return es.event(), nil
 }
 
-const deliveryColumns = storeutil.DeliveryColumns
+const deliveryColumns = sqlstore.DeliveryColumns
 
 func scanDelivery(row pgx.Row, extra ...any) (crmhook.Delivery, error) {
-	return storeutil.ScanDelivery(row.Scan, fromNull, extra...)
+	return sqlstore.ScanDelivery(row.Scan, fromNull, extra...)
 }

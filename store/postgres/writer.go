@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -36,7 +36,7 @@ type insertReply struct {
 
 // submit hands r to a writer and waits for its answer. If ctx ends while
 // the writer has r, the call returns ctx's error though r may still commit
-// (see storeutil.Submit).
+// (see sqlstore.Submit).
 func (s *Store) submit(ctx context.Context, r *insertRequest) (crmhook.InsertResult, error) {
 	op := r.op()
 	if err := s.checkOpen(op); err != nil {
@@ -44,7 +44,7 @@ func (s *Store) submit(ctx context.Context, r *insertRequest) (crmhook.InsertRes
 	}
 	r.ctx = ctx
 	r.reply = make(chan insertReply, 1)
-	rep, err := storeutil.Submit(ctx, s.inserts, r, r.reply)
+	rep, err := sqlstore.Submit(ctx, s.inserts, r, r.reply)
 	if err != nil {
 		return crmhook.InsertResult{}, fmt.Errorf("postgres: %s: %w", op, err)
 	}

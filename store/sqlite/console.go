@@ -11,7 +11,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/console"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // The console's reads (console.Reader). Each follows an index; the tests
@@ -22,7 +22,7 @@ var _ console.Reader = (*Store)(nil)
 // eventMetaColumns are an event's columns but its payload, of alias e.
 const eventMetaColumns = `e.id, e.source, e.provider, e.type, e.dedupe_key, e.occurred_at, e.received_at`
 
-// eventWalk is the walk of f (see storeutil.Walk): what it reads, the
+// eventWalk is the walk of f (see sqlstore.Walk): what it reads, the
 // columns it goes by (newest first), and the conditions its index answers:
 // its key, the time range, the cursor.
 type eventWalk struct {
@@ -33,14 +33,14 @@ type eventWalk struct {
 
 func walkOf(f crmhook.EventFilter) eventWalk {
 	w := eventWalk{from: "events e", rcv: "e.received_at", id: "e.id"}
-	switch storeutil.WalkOf(f) {
-	case storeutil.WalkDedupeKey:
+	switch sqlstore.WalkOf(f) {
+	case sqlstore.WalkDedupeKey:
 		w.where, w.args = append(w.where, "e.dedupe_key = ?"), append(w.args, f.DedupeKey)
-	case storeutil.WalkWaiting:
+	case sqlstore.WalkWaiting:
 		w.from, w.rcv, w.id = "deliveries d", "d.event_received_at", "d.event_id"
 		// The literal state <> 'delivered' lets SQLite use the partial index.
 		w.where, w.args = append(w.where, "d.state <> 'delivered'", "d.state = ?"), append(w.args, string(f.State))
-	case storeutil.WalkSource:
+	case sqlstore.WalkSource:
 		w.where, w.args = append(w.where, "e.source = ?"), append(w.args, f.Source)
 	}
 	if !f.Since.IsZero() {
@@ -74,25 +74,25 @@ func boundaryQuery(f crmhook.EventFilter, scan int) (string, []any) {
 // filtered by the rest of f, newest first, at most limit rows.
 func eventPageQuery(f crmhook.EventFilter, bound time.Time, limit int) (string, []any) {
 	w := walkOf(f)
-	walk := storeutil.WalkOf(f)
+	walk := sqlstore.WalkOf(f)
 	from, where, args := w.from, w.where, w.args
-	if walk == storeutil.WalkWaiting {
+	if walk == sqlstore.WalkWaiting {
 		from += " JOIN events e ON e.id = d.event_id"
 	}
 	if !bound.IsZero() {
 		where, args = append(where, w.rcv+" >= ?"), append(args, bound.UnixMicro())
 	}
-	if f.Source != "" && walk != storeutil.WalkSource {
+	if f.Source != "" && walk != sqlstore.WalkSource {
 		where, args = append(where, "e.source = ?"), append(args, f.Source)
 	}
 	if f.Type != "" {
-		if storeutil.IsGlob(f.Type) {
+		if sqlstore.IsGlob(f.Type) {
 			where, args = append(where, "e.type GLOB ?"), append(args, sqliteGlob(f.Type))
 		} else {
 			where, args = append(where, "e.type = ?"), append(args, f.Type)
 		}
 	}
-	if f.State != "" && walk != storeutil.WalkWaiting {
+	if f.State != "" && walk != sqlstore.WalkWaiting {
 		// +x.state: the event's deliveries are found by event_id (the index
 		// of UNIQUE (event_id, sink)), never by state.
 		where = append(where, "EXISTS (SELECT 1 FROM deliveries x WHERE x.event_id = e.id AND +x.state = ?)")
@@ -109,7 +109,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 		return console.Page{}, err
 	}
 	var bound time.Time
-	if storeutil.Bounded(f, scan) {
+	if sqlstore.Bounded(f, scan) {
 		q, args := boundaryQuery(f, scan)
 		var b int64
 		switch err := s.readDB.QueryRowContext(ctx, q, args...).Scan(&b); {
@@ -120,7 +120,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 			bound = time.UnixMicro(b).UTC()
 		}
 	}
-	want := storeutil.ListLimit(f.Limit) + 1 // one more: is there a next page?
+	want := sqlstore.ListLimit(f.Limit) + 1 // one more: is there a next page?
 	var evs []crmhook.Event
 	cont := f
 	for len(evs) < want {
@@ -143,7 +143,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 		last := got[len(got)-1]
 		cont.BeforeReceivedAt, cont.BeforeID = last.ReceivedAt, last.ID
 	}
-	ids, err := json.Marshal(storeutil.EventIDs(evs))
+	ids, err := json.Marshal(sqlstore.EventIDs(evs))
 	if err != nil {
 		return console.Page{}, err
 	}
@@ -151,7 +151,7 @@ func (s *Store) EventPage(ctx context.Context, f crmhook.EventFilter, scan int) 
 	if err != nil {
 		return console.Page{}, s.fail(ctx, "event page: deliveries", err)
 	}
-	return storeutil.PageOf(f, evs, ds, bound), nil
+	return sqlstore.PageOf(f, evs, ds, bound), nil
 }
 
 func (s *Store) queryEventMeta(ctx context.Context, q string, args []any) ([]crmhook.Event, error) {
@@ -160,7 +160,7 @@ func (s *Store) queryEventMeta(ctx context.Context, q string, args []any) ([]crm
 		return nil, err
 	}
 	defer rows.Close()
-	return storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEventMeta(rows) })
+	return sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEventMeta(rows) })
 }
 
 // eventDeliveriesSQL reads the deliveries of a page's events (a JSON array
@@ -206,8 +206,8 @@ func deadLettersQuery(sink string, after console.Cursor, limit int) (string, []a
 		where = append(where, "d.event_received_at <= ? AND (d.event_received_at < ? OR d.event_id < ?)")
 		args = append(args, c, c, after.ID)
 	}
-	args = append(args, storeutil.ListLimit(limit))
-	return `SELECT ` + storeutil.QualifiedDeliveryColumns("d") + `, ` + eventMetaColumns + `
+	args = append(args, sqlstore.ListLimit(limit))
+	return `SELECT ` + sqlstore.QualifiedDeliveryColumns("d") + `, ` + eventMetaColumns + `
 		FROM deliveries d JOIN events e ON e.id = d.event_id
 		WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY d.event_received_at DESC, d.event_id DESC LIMIT ?`, args
@@ -219,7 +219,7 @@ func (s *Store) DeadLetters(ctx context.Context, sink string, after console.Curs
 	if err := s.checkOpen("dead letters"); err != nil {
 		return nil, err
 	}
-	if err := storeutil.CheckSink(sink); err != nil {
+	if err := sqlstore.CheckSink(sink); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	q, args := deadLettersQuery(sink, after, limit)
@@ -228,7 +228,7 @@ func (s *Store) DeadLetters(ctx context.Context, sink string, after console.Curs
 		return nil, s.fail(ctx, "dead letters", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows *sql.Rows) (console.DeadLetter, error) {
+	out, err := sqlstore.Collect(rows, func(rows *sql.Rows) (console.DeadLetter, error) {
 		var (
 			dl  console.DeadLetter
 			m   eventMeta
@@ -267,7 +267,7 @@ func (s *Store) Queues(ctx context.Context) ([]console.Queue, error) {
 		return nil, s.fail(ctx, "queues", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows *sql.Rows) (console.Queue, error) {
+	out, err := sqlstore.Collect(rows, func(rows *sql.Rows) (console.Queue, error) {
 		var (
 			q      console.Queue
 			oldest sql.NullInt64
@@ -302,7 +302,7 @@ func (s *Store) Activity(ctx context.Context, from time.Time, n int) ([]console.
 	if err := s.checkOpen("activity"); err != nil {
 		return nil, err
 	}
-	if err := storeutil.CheckMinutes(n); err != nil {
+	if err := sqlstore.CheckMinutes(n); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	from = from.Truncate(time.Minute)
@@ -311,7 +311,7 @@ func (s *Store) Activity(ctx context.Context, from time.Time, n int) ([]console.
 		return nil, s.fail(ctx, "activity", err)
 	}
 	defer rows.Close()
-	out, err := storeutil.Collect(rows, func(rows *sql.Rows) (console.Minute, error) {
+	out, err := sqlstore.Collect(rows, func(rows *sql.Rows) (console.Minute, error) {
 		var (
 			m     console.Minute
 			start int64
@@ -323,6 +323,6 @@ func (s *Store) Activity(ctx context.Context, from time.Time, n int) ([]console.
 	if err != nil {
 		return nil, s.fail(ctx, "activity", err)
 	}
-	storeutil.SortMinutes(out)
+	sqlstore.SortMinutes(out)
 	return out, nil
 }

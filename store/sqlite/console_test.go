@@ -10,7 +10,7 @@ import (
 
 	"github.com/crmhook/crmhook"
 	"github.com/crmhook/crmhook/store/console"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // queryPlan is EXPLAIN QUERY PLAN's steps for q.
@@ -177,7 +177,7 @@ func TestMigration3FillsEventReceivedAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
+	ms, err := sqlstore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 var _ crmhook.ControlStore = (*Store)(nil)
@@ -25,13 +25,13 @@ var _ crmhook.ControlStore = (*Store)(nil)
 // to the read pool.
 
 // PutSecret commits the secret through the writer with synchronous=FULL:
-// it is on disk before the id comes back. storeutil.NewSecret says what it
+// it is on disk before the id comes back. sqlstore.NewSecret says what it
 // checks and fills in. The secret is never logged, nor quoted in an error.
 func (s *Store) PutSecret(ctx context.Context, sec crmhook.SourceSecret) (int64, error) {
 	if err := s.checkOpen("put secret"); err != nil {
 		return 0, err
 	}
-	sec, err := storeutil.NewSecret(sec, s.now)
+	sec, err := sqlstore.NewSecret(sec, s.now)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: put secret: %w", err)
 	}
@@ -60,7 +60,7 @@ func (s *Store) ListSecrets(ctx context.Context, source string) ([]crmhook.Sourc
 		return nil, s.fail(ctx, "list secrets", err)
 	}
 	defer rows.Close()
-	secs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.SourceSecret, error) {
+	secs, err := sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.SourceSecret, error) {
 		var (
 			sec               crmhook.SourceSecret
 			state             string
@@ -81,12 +81,12 @@ func (s *Store) ListSecrets(ctx context.Context, source string) ([]crmhook.Sourc
 }
 
 // SetSecretState commits the change durably through the writer;
-// storeutil.SecretState says which RetireAt is kept.
+// sqlstore.SecretState says which RetireAt is kept.
 func (s *Store) SetSecretState(ctx context.Context, id int64, state crmhook.SecretState, retireAt time.Time) error {
 	if err := s.checkOpen("set secret state"); err != nil {
 		return err
 	}
-	retireAt, err := storeutil.SecretState(state, retireAt)
+	retireAt, err := sqlstore.SecretState(state, retireAt)
 	if err != nil {
 		return fmt.Errorf("sqlite: set secret state: %w", err)
 	}
@@ -102,12 +102,12 @@ func (s *Store) SetSecretState(ctx context.Context, id int64, state crmhook.Secr
 }
 
 // PutRotation commits the rotation durably through the writer, one upsert
-// on its source; storeutil.NewRotation says what it fills in.
+// on its source; sqlstore.NewRotation says what it fills in.
 func (s *Store) PutRotation(ctx context.Context, r crmhook.Rotation) error {
 	if err := s.checkOpen("put rotation"); err != nil {
 		return err
 	}
-	r, err := storeutil.NewRotation(r, s.now)
+	r, err := sqlstore.NewRotation(r, s.now)
 	if err != nil {
 		return fmt.Errorf("sqlite: put rotation: %w", err)
 	}
@@ -117,7 +117,7 @@ func (s *Store) PutRotation(ctx context.Context, r crmhook.Rotation) error {
 			grace_ns = excluded.grace_ns, started_at = excluded.started_at, updated_at = excluded.updated_at,
 			data = excluded.data`,
 		r.Source, r.Phase, r.NewSecretID, int64(r.Grace), r.StartedAt.UnixMicro(), r.UpdatedAt.UnixMicro(),
-		storeutil.RotationData(r.Data))
+		sqlstore.RotationData(r.Data))
 	return err
 }
 
@@ -145,7 +145,7 @@ func (s *Store) GetRotation(ctx context.Context, source string) (crmhook.Rotatio
 	r.Grace = time.Duration(grace)
 	r.StartedAt = fromMicros(started)
 	r.UpdatedAt = fromMicros(updated)
-	r.Data = storeutil.FromRotationData(data)
+	r.Data = sqlstore.FromRotationData(data)
 	return r, nil
 }
 
@@ -159,12 +159,12 @@ func (s *Store) DeleteRotation(ctx context.Context, source string) error {
 }
 
 // PutSubscriptionState commits the state durably through the writer, one
-// upsert; storeutil.NewSubscriptionState says what it fills in.
+// upsert; sqlstore.NewSubscriptionState says what it fills in.
 func (s *Store) PutSubscriptionState(ctx context.Context, st crmhook.SubscriptionState) error {
 	if err := s.checkOpen("put subscription state"); err != nil {
 		return err
 	}
-	st, err := storeutil.NewSubscriptionState(st, s.now)
+	st, err := sqlstore.NewSubscriptionState(st, s.now)
 	if err != nil {
 		return fmt.Errorf("sqlite: put subscription state: %w", err)
 	}
@@ -198,7 +198,7 @@ func (s *Store) ListSubscriptionStates(ctx context.Context) ([]crmhook.Subscript
 		return nil, s.fail(ctx, "list subscription states", err)
 	}
 	defer rows.Close()
-	sts, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.SubscriptionState, error) {
+	sts, err := sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.SubscriptionState, error) {
 		var (
 			st               crmhook.SubscriptionState
 			checked, healthy sql.NullInt64
@@ -216,13 +216,13 @@ func (s *Store) ListSubscriptionStates(ctx context.Context) ([]crmhook.Subscript
 	return sts, nil
 }
 
-// RecordGap commits the gap durably through the writer; storeutil.NewGap
+// RecordGap commits the gap durably through the writer; sqlstore.NewGap
 // says what it checks and fills in.
 func (s *Store) RecordGap(ctx context.Context, g crmhook.Gap) (int64, error) {
 	if err := s.checkOpen("record gap"); err != nil {
 		return 0, err
 	}
-	g, err := storeutil.NewGap(g, s.now)
+	g, err := sqlstore.NewGap(g, s.now)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: record gap: %w", err)
 	}
@@ -236,7 +236,7 @@ func (s *Store) RecordGap(ctx context.Context, g crmhook.Gap) (int64, error) {
 }
 
 // ListGaps reads a source's gaps ("" for all), newest first (by
-// RecordedAt, then id), at most limit (0: storeutil.DefaultListLimit).
+// RecordedAt, then id), at most limit (0: sqlstore.DefaultListLimit).
 func (s *Store) ListGaps(ctx context.Context, source string, limit int) ([]crmhook.Gap, error) {
 	if err := s.checkOpen("list gaps"); err != nil {
 		return nil, err
@@ -245,14 +245,14 @@ func (s *Store) ListGaps(ctx context.Context, source string, limit int) ([]crmho
 	if source != "" {
 		where, args = append(where, "source = ?"), append(args, source)
 	}
-	args = append(args, storeutil.ListLimit(limit))
+	args = append(args, sqlstore.ListLimit(limit))
 	rows, err := s.readDB.QueryContext(ctx, `SELECT id, source, subscription_id, from_at, to_at, recorded_at
 		FROM gaps WHERE `+strings.Join(where, " AND ")+` ORDER BY recorded_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, s.fail(ctx, "list gaps", err)
 	}
 	defer rows.Close()
-	gaps, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Gap, error) {
+	gaps, err := sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.Gap, error) {
 		var (
 			g                  crmhook.Gap
 			from, to, recorded sql.NullInt64
@@ -299,7 +299,7 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, ttl time.D
 	if err := s.checkOpen("acquire lease"); err != nil {
 		return false, err
 	}
-	if err := storeutil.CheckAcquire(name, owner, ttl); err != nil {
+	if err := sqlstore.CheckAcquire(name, owner, ttl); err != nil {
 		return false, fmt.Errorf("sqlite: acquire lease: %w", err)
 	}
 	var held bool
@@ -328,7 +328,7 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 	if err := s.checkOpen("release lease"); err != nil {
 		return err
 	}
-	if err := storeutil.CheckLease(name, owner); err != nil {
+	if err := sqlstore.CheckLease(name, owner); err != nil {
 		return fmt.Errorf("sqlite: release lease: %w", err)
 	}
 	_, _, err := s.exec(ctx, "release lease", false, `DELETE FROM leases WHERE name = ? AND owner = ?`, name, owner)

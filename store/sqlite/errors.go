@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // errAlreadyReleased is what releasing a rejection a second time returns.
-var errAlreadyReleased = storeutil.ErrAlreadyReleased
+var errAlreadyReleased = sqlstore.ErrAlreadyReleased
 
 // fail labels err for op and sorts it. Errors already sorted (the store's
 // sentinels, the caller's cancellation) and errors about one request (a
@@ -19,17 +19,17 @@ var errAlreadyReleased = storeutil.ErrAlreadyReleased
 // the store cannot serve now and wraps crmhook.ErrUnavailable, which the
 // receiver answers with 503. After Close, those are crmhook.ErrClosed.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
-	return storeutil.Classify(ctx, "sqlite: "+op, err, s.closed.Load(), isAboutRequest)
+	return sqlstore.Classify(ctx, "sqlite: "+op, err, s.closed.Load(), isAboutRequest)
 }
 
 // failTx is fail for BEGIN and COMMIT: whatever their error, the
 // transaction did not happen because of the store, not the request.
 func (s *Store) failTx(ctx context.Context, op string, err error) error {
-	return storeutil.ClassifyTx(ctx, "sqlite: "+op, err, s.closed.Load(), isAboutRequest)
+	return sqlstore.ClassifyTx(ctx, "sqlite: "+op, err, s.closed.Load(), isAboutRequest)
 }
 
 // isSorted reports whether err already says what kind of failure it is.
-func isSorted(err error) bool { return storeutil.IsSorted(err) }
+func isSorted(err error) bool { return sqlstore.IsSorted(err) }
 
 // isAboutRequest reports whether SQLite refused the request itself rather
 // than failed to serve it.
@@ -48,4 +48,4 @@ func isAboutRequest(err error) bool {
 
 // isUnavailable reports whether err (already through fail) means the store,
 // not the request, failed.
-func isUnavailable(err error) bool { return storeutil.IsUnavailable(err) }
+func isUnavailable(err error) bool { return sqlstore.IsUnavailable(err) }

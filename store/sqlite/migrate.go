@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -17,7 +17,7 @@ var migrationFiles embed.FS
 // immediate transaction, so two processes opening the same new file do not
 // both apply them and a failed migration leaves the schema as it was.
 func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
+	ms, err := sqlstore.LoadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
@@ -54,7 +54,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("sqlite: migrate: read versions: %w", err)
 	}
 
-	pending, err := storeutil.Pending(ms, applied)
+	pending, err := sqlstore.Pending(ms, applied)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: the file %w", err)
 	}

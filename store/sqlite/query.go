@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // GetEvent returns an event and its deliveries (in the order of the sinks
@@ -50,7 +50,7 @@ func (s *Store) ListEvents(ctx context.Context, f crmhook.EventFilter) ([]crmhoo
 		return nil, s.fail(ctx, "list events", err)
 	}
 	defer rows.Close()
-	evs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEvent(rows) })
+	evs, err := sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.Event, error) { return scanEvent(rows) })
 	if err != nil {
 		return nil, s.fail(ctx, "list events", err)
 	}
@@ -65,7 +65,7 @@ func listEventsQuery(f crmhook.EventFilter) (string, []any) {
 		args = append(args, f.Source)
 	}
 	if f.Type != "" {
-		if storeutil.IsGlob(f.Type) {
+		if sqlstore.IsGlob(f.Type) {
 			where = append(where, "type GLOB ?")
 			args = append(args, sqliteGlob(f.Type))
 		} else {
@@ -97,7 +97,7 @@ func listEventsQuery(f crmhook.EventFilter) (string, []any) {
 		where = append(where, "received_at <= ? AND (received_at < ? OR id < ?)")
 		args = append(args, c, c, f.BeforeID)
 	}
-	args = append(args, storeutil.ListLimit(f.Limit))
+	args = append(args, sqlstore.ListLimit(f.Limit))
 	return `SELECT ` + eventColumns + ` FROM events WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY received_at DESC, id DESC LIMIT ?`, args
 }
@@ -129,7 +129,7 @@ func (s *Store) ListDeliveries(ctx context.Context, f crmhook.DeliveryFilter) ([
 		return nil, err
 	}
 	where, args := deliveryWhere(f)
-	args = append(args, storeutil.ListLimit(f.Limit))
+	args = append(args, sqlstore.ListLimit(f.Limit))
 	ds, err := queryDeliveries(ctx, s.readDB, `SELECT `+deliveryColumns+` FROM deliveries WHERE `+
 		strings.Join(where, " AND ")+` ORDER BY created_at DESC, id DESC LIMIT ?`, args...)
 	if err != nil {
@@ -195,7 +195,7 @@ func queryDeliveries(ctx context.Context, q querier, query string, args ...any) 
 		return nil, err
 	}
 	defer rows.Close()
-	return storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
+	return sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.Delivery, error) { return scanDelivery(rows) })
 }
 
 // statsSQL reads the queue's gauges: counts inside indexes (the waiting

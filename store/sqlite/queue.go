@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // claimSQL leases due pending deliveries and returns them with their fresh
@@ -38,7 +38,7 @@ func (s *Store) Claim(ctx context.Context, p crmhook.ClaimParams) ([]crmhook.Cla
 	if err := s.checkOpen("claim"); err != nil {
 		return nil, err
 	}
-	limit, err := storeutil.ClaimLimit(p)
+	limit, err := sqlstore.ClaimLimit(p)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim: %w", err)
 	}
@@ -90,7 +90,7 @@ func (s *Store) claim(ctx context.Context, tx *groupTx, p crmhook.ClaimParams, l
 	if len(claims) == 0 {
 		return nil, nil
 	}
-	storeutil.SortClaims(claims)
+	sqlstore.SortClaims(claims)
 	return claims, nil
 }
 
@@ -150,7 +150,7 @@ func (s *Store) Complete(ctx context.Context, c crmhook.Claim) error {
 // Retry records a failed attempt and schedules the next one at next (now
 // when zero).
 func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, lastErr string) error {
-	lastErr = storeutil.TruncateLastError(lastErr)
+	lastErr = sqlstore.TruncateLastError(lastErr)
 	return s.finish(ctx, "retry", c, s.stmts.retry, func(now time.Time) []any {
 		if next.IsZero() {
 			next = now
@@ -161,7 +161,7 @@ func (s *Store) Retry(ctx context.Context, c crmhook.Claim, next time.Time, last
 
 // Kill records a failed attempt and moves the delivery to the dead letters.
 func (s *Store) Kill(ctx context.Context, c crmhook.Claim, lastErr string) error {
-	lastErr = storeutil.TruncateLastError(lastErr)
+	lastErr = sqlstore.TruncateLastError(lastErr)
 	return s.finish(ctx, "kill", c, s.stmts.kill, func(now time.Time) []any {
 		return []any{lastErr, now.UnixMicro()}
 	})

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // Reject keeps a rejection. An empty Event.ID gets a fresh one (the id the
@@ -17,7 +17,7 @@ func (s *Store) Reject(ctx context.Context, r crmhook.Rejection) (int64, error) 
 	if err := s.checkOpen("reject"); err != nil {
 		return 0, err
 	}
-	r, payload := storeutil.NewRejection(r, s.now)
+	r, payload := sqlstore.NewRejection(r, s.now)
 	ev := r.Event
 	var id int64
 	err := s.do(ctx, &writeOp{name: "reject", durable: true,
@@ -49,7 +49,7 @@ func (s *Store) ListRejections(ctx context.Context, f crmhook.RejectionFilter) (
 		return nil, s.fail(ctx, "list rejections", err)
 	}
 	defer rows.Close()
-	rs, err := storeutil.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
+	rs, err := sqlstore.Collect(rows, func(rows *sql.Rows) (crmhook.Rejection, error) {
 		var (
 			r                  crmhook.Rejection
 			rejected, released sql.NullInt64
@@ -96,7 +96,7 @@ func listRejectionsQuery(f crmhook.RejectionFilter) (string, []any) {
 		where = append(where, "rejected_at < ?")
 		args = append(args, f.Until.UnixMicro())
 	}
-	args = append(args, storeutil.ListLimit(f.Limit))
+	args = append(args, sqlstore.ListLimit(f.Limit))
 	return `SELECT id, reason, rejected_at, released_at,
 			event_id, source, provider, type, dedupe_key, occurred_at, received_at, payload
 		FROM rejections WHERE ` + strings.Join(where, " AND ") + ` ORDER BY rejected_at DESC, id DESC LIMIT ?`, args

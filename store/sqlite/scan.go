@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // Times are stored as unix microseconds: finer than any test or operator
@@ -56,8 +56,8 @@ func scanEvent(sc scanner, extra ...any) (crmhook.Event, error) {
 	return ev, nil
 }
 
-const deliveryColumns = storeutil.DeliveryColumns
+const deliveryColumns = sqlstore.DeliveryColumns
 
 func scanDelivery(sc scanner, extra ...any) (crmhook.Delivery, error) {
-	return storeutil.ScanDelivery(sc.Scan, fromMicros, extra...)
+	return sqlstore.ScanDelivery(sc.Scan, fromMicros, extra...)
 }

@@ -31,7 +31,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
@@ -113,7 +113,7 @@ type Store struct {
 	writeDB *sql.DB // exactly one connection: every write is serialized on it
 	readDB  *sql.DB // query_only connections
 
-	writes     *storeutil.Handoff[*writeOp] // callers to the writer goroutine
+	writes     *sqlstore.Handoff[*writeOp] // callers to the writer goroutine
 	closing    chan struct{}                // closed by Close
 	writerDone chan struct{}                // closed when the writer goroutine has returned
 	closed     atomic.Bool
@@ -167,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		cfg:        cfg,
 		writeDB:    writeDB,
 		readDB:     readDB,
-		writes:     storeutil.NewHandoff[*writeOp](closing),
+		writes:     sqlstore.NewHandoff[*writeOp](closing),
 		syncLevel:  "FULL", // the DSN's
 		closing:    closing,
 		writerDone: make(chan struct{}),

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 	"github.com/crmhook/crmhook/store/storetest"
 	msqlite "modernc.org/sqlite"
 )
@@ -79,7 +79,7 @@ func holdWriter(t *testing.T, s *Store) func() {
 }
 
 // waitQueued polls until n writes wait to be taken by the writer: n
-// callers blocked handing their write over (see storeutil.Handoff).
+// callers blocked handing their write over (see sqlstore.Handoff).
 func waitQueued(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -95,7 +95,7 @@ func waitQueued(t *testing.T, n int) {
 	}
 }
 
-// queuedWrites counts the goroutines blocked in storeutil's Handoff.send.
+// queuedWrites counts the goroutines blocked in sqlstore's Handoff.send.
 // The tests of this package run one at a time, so every such goroutine
 // belongs to the test's store.
 func queuedWrites() int {
@@ -110,7 +110,7 @@ func queuedWrites() int {
 	}
 	count := 0
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "storeutil.(*Handoff[...]).send(") {
+		if strings.Contains(g, "sqlstore.(*Handoff[...]).send(") {
 			count++
 		}
 	}
@@ -361,7 +361,7 @@ func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
 		if err != nil || string(ev.Payload) != string(ne.Event.Payload) || len(ds) != 1 {
 			t.Fatalf("after reopen GetEvent = %v, %d deliveries, %v", ev, len(ds), err)
 		}
-		ms, err := storeutil.LoadMigrations(migrationFiles, "migrations")
+		ms, err := sqlstore.LoadMigrations(migrationFiles, "migrations")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook"
-	"github.com/crmhook/crmhook/store/internal/storeutil"
+	"github.com/crmhook/crmhook/store/internal/sqlstore"
 )
 
 // writeOp is one write waiting for the writer goroutine: an insert, a
@@ -34,14 +34,14 @@ type writeOp struct {
 
 // do hands op to the writer and waits for its answer. If ctx ends while the
 // writer has op, the call returns ctx's error though op may still commit
-// (see storeutil.Submit).
+// (see sqlstore.Submit).
 func (s *Store) do(ctx context.Context, op *writeOp) error {
 	if err := s.checkOpen(op.name); err != nil {
 		return err
 	}
 	op.ctx = ctx
 	op.done = make(chan error, 1)
-	opErr, err := storeutil.Submit(ctx, s.writes, op, op.done)
+	opErr, err := sqlstore.Submit(ctx, s.writes, op, op.done)
 	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", op.name, err)
 	}

@@ -1,4 +1,4 @@
-// Package storeutil holds the driver-independent parts of the SQL stores:
+// Package sqlstore holds the driver-independent parts of the SQL stores:
 // how a driver error is sorted into the crmhook error kinds (errors.go),
 // how the embedded numbered migrations are read (migrations.go), the
 // handoff between callers and group-committing writers (handoff.go),
@@ -6,7 +6,7 @@
 // columns and their scan (scan.go), pruning by chunks (prune.go), and what
 // the ControlStore methods check and fill in before any SQL runs
 // (control.go). Each driver keeps its own SQL and its own driver calls.
-package storeutil
+package sqlstore
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package storeutil
+package sqlstore
 
 import (
 	"context"
