@@ -124,7 +124,7 @@ type Store struct {
 
 	inserts     *sqlstore.Handoff[*insertRequest]   // callers to the writer goroutines
 	completes   *sqlstore.Handoff[*completeRequest] // Completes to the completer goroutines
-	closing     chan struct{}                        // closed by Close
+	closing     chan struct{}                       // closed by Close
 	writersDone sync.WaitGroup
 	closed      atomic.Bool
 	closeOnce   sync.Once

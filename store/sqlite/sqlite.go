@@ -114,8 +114,8 @@ type Store struct {
 	readDB  *sql.DB // query_only connections
 
 	writes     *sqlstore.Handoff[*writeOp] // callers to the writer goroutine
-	closing    chan struct{}                // closed by Close
-	writerDone chan struct{}                // closed when the writer goroutine has returned
+	closing    chan struct{}               // closed by Close
+	writerDone chan struct{}               // closed when the writer goroutine has returned
 	closed     atomic.Bool
 	closeOnce  sync.Once
 
