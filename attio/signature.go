@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/timewindow"
 )
 
 // Signature headers. Attio sends both, with identical values, so that either
@@ -49,25 +51,24 @@ var (
 	ErrInvalidOption = errors.New("attio: invalid option")
 )
 
-// verifyConfig is what the options set. Each side of the timestamp window
-// is either a positive bound or off; off is a flag, never a zero duration.
+// verifyConfig is what the options set. The timestamp window and the
+// clock are in win (see package timewindow).
 type verifyConfig struct {
-	maxAge, maxFuture     time.Duration
-	noMaxAge, noMaxFuture bool
-	maxBody               int64 // ParseRequest and Handler only
-	now                   func() time.Time
-	err                   error // the first invalid option
+	win     timewindow.Window
+	maxBody int64 // ParseRequest and Handler only
+	err     error // the first invalid option
 }
 
-func (c *verifyConfig) refuse(format string, args ...any) {
+// keep records err if it is the first invalid option.
+func (c *verifyConfig) keep(err error) {
 	if c.err == nil {
-		c.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+		c.err = err
 	}
 }
 
 // newVerifyConfig applies opts over the defaults, skipping nil options.
 func newVerifyConfig(opts []VerifyOption) (verifyConfig, error) {
-	cfg := verifyConfig{maxAge: DefaultTolerance, maxFuture: DefaultTolerance, maxBody: DefaultMaxBodyBytes, now: time.Now}
+	cfg := verifyConfig{win: timewindow.New(DefaultTolerance, ErrInvalidOption), maxBody: DefaultMaxBodyBytes}
 	for _, o := range opts {
 		if o != nil {
 			o(&cfg)
@@ -86,39 +87,21 @@ type VerifyOption func(*verifyConfig)
 // tolerance makes Verify return ErrInvalidOption. Use WithoutTolerance to
 // skip the window.
 func WithTolerance(d time.Duration) VerifyOption {
-	return func(c *verifyConfig) {
-		if d <= 0 {
-			c.refuse("WithTolerance(%s): the tolerance must be positive (WithoutTolerance skips the timestamp window)", d)
-			return
-		}
-		c.maxAge, c.maxFuture, c.noMaxAge, c.noMaxFuture = d, d, false, false
-	}
+	return func(c *verifyConfig) { c.keep(c.win.SetTolerance(d)) }
 }
 
 // WithMaxAge sets how far X-Attio-Timestamp may be in the past (default
 // DefaultTolerance), leaving the future side as it is. d must be positive
 // (else ErrInvalidOption); WithoutMaxAge skips this side.
 func WithMaxAge(d time.Duration) VerifyOption {
-	return func(c *verifyConfig) {
-		if d <= 0 {
-			c.refuse("WithMaxAge(%s): the bound must be positive (WithoutMaxAge skips it)", d)
-			return
-		}
-		c.maxAge, c.noMaxAge = d, false
-	}
+	return func(c *verifyConfig) { c.keep(c.win.SetMaxAge(d)) }
 }
 
 // WithMaxFuture sets how far X-Attio-Timestamp may be in the future
 // (default DefaultTolerance), leaving the past side as it is. d must be
 // positive (else ErrInvalidOption); WithoutMaxFuture skips this side.
 func WithMaxFuture(d time.Duration) VerifyOption {
-	return func(c *verifyConfig) {
-		if d <= 0 {
-			c.refuse("WithMaxFuture(%s): the bound must be positive (WithoutMaxFuture skips it)", d)
-			return
-		}
-		c.maxFuture, c.noMaxFuture = d, false
-	}
+	return func(c *verifyConfig) { c.keep(c.win.SetMaxFuture(d)) }
 }
 
 // WithoutTolerance skips the timestamp window on both sides: a timestamped
@@ -126,19 +109,19 @@ func WithMaxFuture(d time.Duration) VerifyOption {
 // signature itself verifies. (Stripe's ConstructEventIgnoringTolerance is
 // the same idea.)
 func WithoutTolerance() VerifyOption {
-	return func(c *verifyConfig) { c.noMaxAge, c.noMaxFuture = true, true }
+	return func(c *verifyConfig) { c.win.DisableTolerance() }
 }
 
 // WithoutMaxAge skips the past side of the window: a timestamp however old
 // is accepted. The future side stays as it is.
 func WithoutMaxAge() VerifyOption {
-	return func(c *verifyConfig) { c.noMaxAge = true }
+	return func(c *verifyConfig) { c.win.DisableMaxAge() }
 }
 
 // WithoutMaxFuture skips the future side of the window: a timestamp however
 // far ahead is accepted. The past side stays as it is.
 func WithoutMaxFuture() VerifyOption {
-	return func(c *verifyConfig) { c.noMaxFuture = true }
+	return func(c *verifyConfig) { c.win.DisableMaxFuture() }
 }
 
 // WithMaxBodyBytes sets the largest body ParseRequest and Handler read
@@ -147,7 +130,7 @@ func WithoutMaxFuture() VerifyOption {
 func WithMaxBodyBytes(n int64) VerifyOption {
 	return func(c *verifyConfig) {
 		if n <= 0 {
-			c.refuse("WithMaxBodyBytes(%d): the limit must be positive", n)
+			c.keep(c.win.Refuse("WithMaxBodyBytes(%d): the limit must be positive", n))
 			return
 		}
 		c.maxBody = n
@@ -157,13 +140,7 @@ func WithMaxBodyBytes(n int64) VerifyOption {
 // WithNow replaces the clock, for tests. A nil clock makes Verify return
 // ErrInvalidOption.
 func WithNow(now func() time.Time) VerifyOption {
-	return func(c *verifyConfig) {
-		if now == nil {
-			c.refuse("WithNow(nil)")
-			return
-		}
-		c.now = now
-	}
+	return func(c *verifyConfig) { c.keep(c.win.SetNow(now)) }
 }
 
 // Verify checks that body was signed by Attio with one of secrets (several
@@ -259,34 +236,12 @@ func (cfg *verifyConfig) verify(body []byte, h http.Header, secrets []string) er
 	case plainOK > 0:
 		return nil
 	case stampedOK > 0:
-		return cfg.checkWindow(ts)
+		return cfg.win.Check(ts, cfg.win.Now()).Err(ErrTooOld, ErrTooNew)
 	case tsText != "" && !hasTS:
 		return fmt.Errorf("%w (and %s is not an integer)", ErrBadSignature, HeaderTimestamp)
 	default:
 		return ErrBadSignature
 	}
-}
-
-// checkWindow applies the window to a timestamp in Unix seconds. Bounds are
-// rounded up to whole seconds, the timestamp's resolution, and the
-// arithmetic is written so that no extreme timestamp can overflow.
-func (c *verifyConfig) checkWindow(ts int64) error {
-	now := c.now().Unix()
-	if !c.noMaxAge && ts < now-ceilSeconds(c.maxAge) {
-		return ErrTooOld
-	}
-	if !c.noMaxFuture && ts > now+ceilSeconds(c.maxFuture) {
-		return ErrTooNew
-	}
-	return nil
-}
-
-func ceilSeconds(d time.Duration) int64 {
-	s := int64(d / time.Second)
-	if d%time.Second != 0 {
-		s++
-	}
-	return s
 }
 
 func computeMAC(key, prefix, body []byte) []byte {

@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/timewindow"
 )
 
 // Header names defined by the specification.
@@ -135,18 +137,16 @@ func (s *Signer) SetHeaders(h http.Header, id string, ts time.Time, body []byte)
 // are active at once while a secret is being rotated.
 type Verifier struct {
 	keys [][]byte
-	// Each side of the timestamp window is a positive bound or off; off is
-	// a flag, never a zero duration.
-	maxAge, maxFuture     time.Duration
-	noMaxAge, noMaxFuture bool
-	maxBody               int64
-	now                   func() time.Time
-	err                   error // the first invalid option, returned by NewVerifier
+	// The timestamp window and the clock (see package timewindow).
+	win     timewindow.Window
+	maxBody int64
+	err     error // the first invalid option, returned by NewVerifier
 }
 
-func (v *Verifier) refuse(format string, args ...any) {
+// keep records err if it is the first invalid option.
+func (v *Verifier) keep(err error) {
 	if v.err == nil {
-		v.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
+		v.err = err
 	}
 }
 
@@ -158,39 +158,21 @@ type VerifierOption func(*Verifier)
 // (default DefaultTolerance). d must be positive: NewVerifier refuses zero
 // or a negative d with ErrInvalidOption. WithoutTolerance skips the window.
 func WithTolerance(d time.Duration) VerifierOption {
-	return func(v *Verifier) {
-		if d <= 0 {
-			v.refuse("WithTolerance(%s): the tolerance must be positive (WithoutTolerance skips the timestamp window)", d)
-			return
-		}
-		v.maxAge, v.maxFuture, v.noMaxAge, v.noMaxFuture = d, d, false, false
-	}
+	return func(v *Verifier) { v.keep(v.win.SetTolerance(d)) }
 }
 
 // WithMaxAge sets how far the timestamp may be in the past (default
 // DefaultTolerance), leaving the future side as it is. d must be positive
 // (else ErrInvalidOption); WithoutMaxAge skips this side.
 func WithMaxAge(d time.Duration) VerifierOption {
-	return func(v *Verifier) {
-		if d <= 0 {
-			v.refuse("WithMaxAge(%s): the bound must be positive (WithoutMaxAge skips it)", d)
-			return
-		}
-		v.maxAge, v.noMaxAge = d, false
-	}
+	return func(v *Verifier) { v.keep(v.win.SetMaxAge(d)) }
 }
 
 // WithMaxFuture sets how far the timestamp may be in the future (default
 // DefaultTolerance), leaving the past side as it is. d must be positive
 // (else ErrInvalidOption); WithoutMaxFuture skips this side.
 func WithMaxFuture(d time.Duration) VerifierOption {
-	return func(v *Verifier) {
-		if d <= 0 {
-			v.refuse("WithMaxFuture(%s): the bound must be positive (WithoutMaxFuture skips it)", d)
-			return
-		}
-		v.maxFuture, v.noMaxFuture = d, false
-	}
+	return func(v *Verifier) { v.keep(v.win.SetMaxFuture(d)) }
 }
 
 // WithoutTolerance skips the timestamp window on both sides: a message is
@@ -198,23 +180,23 @@ func WithMaxFuture(d time.Duration) VerifierOption {
 // as long as its signature verifies. (Stripe's
 // ConstructEventIgnoringTolerance is the same idea.)
 func WithoutTolerance() VerifierOption {
-	return func(v *Verifier) { v.noMaxAge, v.noMaxFuture = true, true }
+	return func(v *Verifier) { v.win.DisableTolerance() }
 }
 
 // WithoutMaxAge skips the past side of the window: a timestamp however old
 // is accepted. The future side stays as it is.
-func WithoutMaxAge() VerifierOption { return func(v *Verifier) { v.noMaxAge = true } }
+func WithoutMaxAge() VerifierOption { return func(v *Verifier) { v.win.DisableMaxAge() } }
 
 // WithoutMaxFuture skips the future side of the window: a timestamp however
 // far ahead is accepted. The past side stays as it is.
-func WithoutMaxFuture() VerifierOption { return func(v *Verifier) { v.noMaxFuture = true } }
+func WithoutMaxFuture() VerifierOption { return func(v *Verifier) { v.win.DisableMaxFuture() } }
 
 // WithMaxBodyBytes sets the largest body VerifyRequest reads (default
 // DefaultMaxBodyBytes). n must be positive (else ErrInvalidOption).
 func WithMaxBodyBytes(n int64) VerifierOption {
 	return func(v *Verifier) {
 		if n <= 0 {
-			v.refuse("WithMaxBodyBytes(%d): the limit must be positive", n)
+			v.keep(v.win.Refuse("WithMaxBodyBytes(%d): the limit must be positive", n))
 			return
 		}
 		v.maxBody = n
@@ -224,13 +206,7 @@ func WithMaxBodyBytes(n int64) VerifierOption {
 // WithNow replaces the clock, for tests. NewVerifier refuses a nil clock
 // with ErrInvalidOption.
 func WithNow(now func() time.Time) VerifierOption {
-	return func(v *Verifier) {
-		if now == nil {
-			v.refuse("WithNow(nil)")
-			return
-		}
-		v.now = now
-	}
+	return func(v *Verifier) { v.keep(v.win.SetNow(now)) }
 }
 
 // NewVerifier returns a Verifier accepting a signature made with any of
@@ -240,7 +216,7 @@ func NewVerifier(secrets []string, opts ...VerifierOption) (*Verifier, error) {
 	if len(secrets) == 0 {
 		return nil, fmt.Errorf("%w: no secrets", ErrInvalidSecret)
 	}
-	v := &Verifier{maxAge: DefaultTolerance, maxFuture: DefaultTolerance, maxBody: DefaultMaxBodyBytes, now: time.Now}
+	v := &Verifier{win: timewindow.New(DefaultTolerance, ErrInvalidOption), maxBody: DefaultMaxBodyBytes}
 	for i, s := range secrets {
 		key, err := decodeSecret(s, fmt.Sprintf("secret %d: ", i))
 		if err != nil {
@@ -334,23 +310,6 @@ func (v *Verifier) Verify(body []byte, h http.Header) error {
 	}
 	// The window is checked after the signature, so ErrTooOld and ErrTooNew
 	// mean "authentic but stale": a receiver may keep such a message as a
-	// rejection instead of dropping it. Bounds are rounded up to whole
-	// seconds, the timestamp's resolution, and the arithmetic is written so
-	// that no extreme timestamp can overflow.
-	now := v.now().Unix()
-	if !v.noMaxAge && ts < now-ceilSeconds(v.maxAge) {
-		return ErrTooOld
-	}
-	if !v.noMaxFuture && ts > now+ceilSeconds(v.maxFuture) {
-		return ErrTooNew
-	}
-	return nil
-}
-
-func ceilSeconds(d time.Duration) int64 {
-	s := int64(d / time.Second)
-	if d%time.Second != 0 {
-		s++
-	}
-	return s
+	// rejection instead of dropping it.
+	return v.win.Check(ts, v.win.Now()).Err(ErrTooOld, ErrTooNew)
 }
