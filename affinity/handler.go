@@ -3,11 +3,12 @@ package affinity
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/hookhttp"
 )
 
 // ErrPathSecret is what a Handler reports (WithErrorHook) for a request
@@ -137,21 +138,19 @@ func NewHandler(router *Router, opts ...HandlerOption) (*Handler, error) {
 
 // ServeHTTP answers one delivery; see Handler for the answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp := answers
+	resp.OnError = h.onError
 	if !h.pathSecretOK(r.URL.Path) {
-		h.report(r, http.StatusNotFound, ErrPathSecret)
+		resp.Report(r, http.StatusNotFound, ErrPathSecret)
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, http.StatusMethodNotAllowed, ErrMethodNotAllowed, ErrMethodNotAllowed.Error())
+		resp.Fail(w, r, http.StatusMethodNotAllowed, ErrMethodNotAllowed, ErrMethodNotAllowed.Error())
 		return
 	}
-	if r.Body != nil {
-		// Through the ResponseWriter, so the server closes a connection
-		// whose client keeps sending.
-		r.Body = http.MaxBytesReader(w, r.Body, h.parse.maxBody)
-	}
+	hookhttp.LimitBody(w, r, h.parse.maxBody)
 	ev, err := h.parse.parseRequest(r)
 	var stale *StaleError
 	if errors.As(err, &stale) && stale.Event != nil && stale.Event.Type == SampleWebhook {
@@ -160,40 +159,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ev, err = stale.Event, nil
 	}
 	if err != nil {
-		status := requestErrorStatus(err)
-		h.fail(w, r, status, err, err.Error())
+		status, ok := requestErrors.Status(err)
+		if !ok { // ErrParse, a stale delivery: a bad request
+			status = http.StatusBadRequest
+		}
+		resp.Fail(w, r, status, err, err.Error())
 		return
 	}
-	switch err := h.router.Dispatch(r.Context(), ev); {
-	case err == nil:
-	case errors.Is(err, ErrNoHandler):
-		h.report(r, http.StatusOK, err)
-	case errors.Is(err, ErrParse):
-		// The body does not decode into its type's struct: a resend would
-		// not either.
-		h.fail(w, r, http.StatusBadRequest, err, err.Error())
-		return
-	default:
-		h.fail(w, r, http.StatusInternalServerError, err, "affinity: event handler failed")
+	if !resp.Dispatched(w, r, h.router.Dispatch(r.Context(), ev)) {
 		return
 	}
-	writeJSON(w, http.StatusOK, `{"ok":true}`)
+	resp.OK(w)
 }
 
-// requestErrorStatus maps a ParseRequest error to its HTTP status.
-func requestErrorStatus(err error) int {
-	switch {
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrUnsupportedMediaType):
-		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ErrBodyTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrParse):
-		return http.StatusBadRequest
-	default: // the body could not be read: the client is likely gone
-		return http.StatusBadRequest
-	}
+// answers are the Handler's answers to what the Router's Dispatch returns
+// (Handler tells its error hook).
+var answers = hookhttp.Responder{
+	NoHandler:     ErrNoHandler,
+	Parse:         ErrParse,
+	HandlerFailed: "affinity: event handler failed",
 }
 
 // pathSecretOK compares the last path segment with every secret, in
@@ -209,24 +193,4 @@ func (h *Handler) pathSecretOK(path string) bool {
 		match |= subtle.ConstantTimeCompare(sum[:], h.secrets[i][:])
 	}
 	return match == 1 && seg != ""
-}
-
-func (h *Handler) report(r *http.Request, status int, err error) {
-	if h.onError != nil {
-		h.onError(r, status, err)
-	}
-}
-
-// fail reports err and answers status with msg as the JSON error.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error, msg string) {
-	h.report(r, status, err)
-	text, _ := json.Marshal(msg) // a string always encodes
-	writeJSON(w, status, `{"ok":false,"error":`+string(text)+`}`)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
 }

@@ -2,10 +2,9 @@ package affinity
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
+
+	"github.com/crmhook/crmhook/internal/hookhttp"
 )
 
 // DefaultMaxBodyBytes is the largest delivery ParseRequest and Handler read
@@ -28,8 +27,17 @@ var (
 	ErrReadBody = errors.New("affinity: cannot read request body")
 )
 
+// requestErrors are the request errors above, for hookhttp.
+var requestErrors = hookhttp.Errors{
+	MethodNotAllowed:     ErrMethodNotAllowed,
+	UnsupportedMediaType: ErrUnsupportedMediaType,
+	BodyTooLarge:         ErrBodyTooLarge,
+	ReadBody:             ErrReadBody,
+	WrapCause:            true,
+}
+
 func bodyTooLarge(limit int64) error {
-	return fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, limit)
+	return requestErrors.TooLarge(limit)
 }
 
 // ParseRequest reads and parses a delivery from an HTTP request, as a
@@ -54,48 +62,19 @@ func ParseRequest(r *http.Request, opts ...ParseOption) (*Event, error) {
 
 // parseRequest is ParseRequest with the options already applied (and valid).
 func (c parseConfig) parseRequest(r *http.Request) (*Event, error) {
-	if r == nil {
-		return nil, fmt.Errorf("%w: nil request", ErrReadBody)
-	}
-	if r.Method != http.MethodPost {
-		return nil, ErrMethodNotAllowed
-	}
-	if !isJSONContentType(r.Header.Get("Content-Type")) {
-		return nil, ErrUnsupportedMediaType
-	}
 	limit := c.maxBody
 	if limit <= 0 {
 		limit = DefaultMaxBodyBytes
 	}
-	if r.ContentLength > limit {
-		return nil, bodyTooLarge(limit)
-	}
-	var data []byte
-	if r.Body != nil {
-		var err error
-		data, err = io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			return nil, bodyTooLarge(limit)
-		case err != nil:
-			return nil, fmt.Errorf("%w: %w", ErrReadBody, err)
-		}
+	data, err := hookhttp.ReadRequest(r, hookhttp.Check{
+		Limit: limit,
+		// A malformed parameter still leaves the media type readable.
+		LenientParams: true,
+		CheckLength:   true,
+	})
+	if err != nil {
+		return nil, requestErrors.Map(err)
 	}
 	c.maxBody = limit
 	return c.parse(data)
-}
-
-// isJSONContentType reports whether a Content-Type header names
-// application/json, whatever its case and parameters.
-func isJSONContentType(v string) bool {
-	if v == "" {
-		return false
-	}
-	mt, _, err := mime.ParseMediaType(v)
-	// A malformed parameter still leaves the media type readable.
-	if err != nil && !errors.Is(err, mime.ErrInvalidMediaParameter) {
-		return false
-	}
-	return mt == "application/json"
 }

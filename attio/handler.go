@@ -1,11 +1,12 @@
 package attio
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+
+	"github.com/crmhook/crmhook/internal/hookhttp"
 )
 
 // Handler is a complete receiver for Attio deliveries: an http.Handler that
@@ -104,11 +105,9 @@ func NewHandler(secrets []string, router *Router, opts ...HandlerOption) (*Handl
 
 // ServeHTTP answers one delivery; see Handler for the answers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Body != nil {
-		// Through the ResponseWriter, so the server closes a connection
-		// whose client keeps sending.
-		r.Body = http.MaxBytesReader(w, r.Body, h.verify.maxBody)
-	}
+	resp := answers
+	resp.OnError = h.onError
+	hookhttp.LimitBody(w, r, h.verify.maxBody)
 	d, err := h.verify.parseRequest(r, h.secrets)
 	if err != nil {
 		status := requestStatus(err)
@@ -119,63 +118,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == http.StatusInternalServerError {
 			msg = "attio: receiver misconfigured"
 		}
-		h.fail(w, r, status, err, msg)
+		resp.Fail(w, r, status, err, msg)
 		return
 	}
 	for _, ev := range d.Events {
-		switch err := h.router.Dispatch(r.Context(), ev); {
-		case err == nil:
-		case errors.Is(err, ErrNoHandler):
-			h.report(r, http.StatusOK, err)
-		case errors.Is(err, ErrParse):
-			// The event does not decode into its type's struct: a resend
-			// would not either, but it is a bad payload all the same.
-			h.fail(w, r, http.StatusBadRequest, err, err.Error())
-			return
-		default:
-			h.fail(w, r, http.StatusInternalServerError, err, "attio: event handler failed")
+		if !resp.Dispatched(w, r, h.router.Dispatch(r.Context(), ev)) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, `{"ok":true}`)
+	resp.OK(w)
+}
+
+// answers are the Handler's answers to what the Router's Dispatch returns
+// (Handler tells its error hook).
+var answers = hookhttp.Responder{
+	NoHandler:     ErrNoHandler,
+	Parse:         ErrParse,
+	HandlerFailed: "attio: event handler failed",
 }
 
 // requestStatus maps a ParseRequest error to its HTTP status.
 func requestStatus(err error) int {
+	if status, ok := requestErrors.Status(err); ok {
+		return status
+	}
 	switch {
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrUnsupportedMediaType):
-		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ErrBodyTooLarge):
-		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrTooOld), errors.Is(err, ErrTooNew):
 		return http.StatusBadRequest // authentic, but outside the window
 	case errors.Is(err, ErrVerification):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrParse), errors.Is(err, ErrReadBody):
+	case errors.Is(err, ErrParse):
 		return http.StatusBadRequest
 	default: // ErrNoSecrets, ErrInvalidOption: the receiver's configuration
 		return http.StatusInternalServerError
 	}
-}
-
-func (h *Handler) report(r *http.Request, status int, err error) {
-	if h.onError != nil {
-		h.onError(r, status, err)
-	}
-}
-
-// fail reports err and answers status with msg as the JSON error.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, err error, msg string) {
-	h.report(r, status, err)
-	text, _ := json.Marshal(msg) // a string always encodes
-	writeJSON(w, status, `{"ok":false,"error":`+string(text)+`}`)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(body))
 }

@@ -2,10 +2,9 @@ package attio
 
 import (
 	"errors"
-	"fmt"
-	"io"
-	"mime"
 	"net/http"
+
+	"github.com/crmhook/crmhook/internal/hookhttp"
 )
 
 // DefaultMaxBodyBytes is the largest delivery body ParseRequest and Handler
@@ -28,6 +27,14 @@ var (
 	// a broken chunked encoding…); answer 400.
 	ErrReadBody = errors.New("attio: cannot read request body")
 )
+
+// requestErrors are the request errors above, for hookhttp.
+var requestErrors = hookhttp.Errors{
+	MethodNotAllowed:     ErrMethodNotAllowed,
+	UnsupportedMediaType: ErrUnsupportedMediaType,
+	BodyTooLarge:         ErrBodyTooLarge,
+	ReadBody:             ErrReadBody,
+}
 
 // ParseRequest checks and parses one delivery from Attio, in the order a
 // receiver answers them:
@@ -58,18 +65,9 @@ func ParseRequest(r *http.Request, secrets []string, opts ...VerifyOption) (*Del
 
 // parseRequest is ParseRequest with the options applied (and valid).
 func (cfg *verifyConfig) parseRequest(r *http.Request, secrets []string) (*Delivery, error) {
-	if r == nil {
-		return nil, fmt.Errorf("%w: nil request", ErrReadBody)
-	}
-	if r.Method != http.MethodPost {
-		return nil, ErrMethodNotAllowed
-	}
-	if !isJSON(r.Header.Get("Content-Type")) {
-		return nil, ErrUnsupportedMediaType
-	}
-	body, err := readBody(r, cfg.maxBody)
+	body, err := hookhttp.ReadRequest(r, hookhttp.Check{Limit: cfg.maxBody})
 	if err != nil {
-		return nil, err
+		return nil, requestErrors.Map(err)
 	}
 	verr := cfg.verify(body, r.Header, secrets)
 	stale := errors.Is(verr, ErrTooOld) || errors.Is(verr, ErrTooNew)
@@ -81,27 +79,4 @@ func (cfg *verifyConfig) parseRequest(r *http.Request, secrets []string) (*Deliv
 		return nil, err
 	}
 	return d, verr
-}
-
-// isJSON reports whether a Content-Type value is application/json, in any
-// case and with any parameters.
-func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "application/json"
-}
-
-// readBody reads the whole body, at most limit bytes.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
-	if r.Body == nil {
-		return nil, nil
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("%w: the limit is %d bytes", ErrBodyTooLarge, limit)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrReadBody, err)
-	}
-	return body, nil
 }
