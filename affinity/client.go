@@ -218,6 +218,12 @@ func newResponse(resp *http.Response) *Response {
 // client's policy; other methods are sent exactly once. Errors are not
 // labelled here: the caller adds "affinity: <operation>: ".
 func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Response, error) {
+	return c.call(ctx, method, path, nil, in, out, false)
+}
+
+// call is one request of either API: V1 (the client's auth scheme, V1
+// error bodies) or v2 (always Bearer, v2 error bodies).
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, in, out any, v2 bool) (*Response, error) {
 	if ctx == nil {
 		return nil, kindErrorf(ErrInvalidRequest, "nil context")
 	}
@@ -230,6 +236,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 	}
 	u := *c.baseURL
 	u.Path = c.baseURL.Path + path
+	if len(query) > 0 {
+		u.RawQuery = query.Encode()
+	}
 	target := u.String()
 
 	retrier := apiclient.Retrier{
@@ -243,7 +252,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 		retrier.MaxRetries = c.maxRetries
 	}
 	ans, err := retrier.Do(ctx, func(ctx context.Context) (*http.Response, []byte, error) {
-		return c.send(ctx, method, target, payload)
+		return c.send(ctx, method, target, payload, v2 || c.bearer)
 	})
 	if ans == nil {
 		return nil, err
@@ -253,6 +262,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 		return r, err // an answer we could not read whole, or a wait cut short
 	}
 	if !ans.OK() {
+		if v2 {
+			return r, newV2Error(ans.Response, ans.Body, c.scrub, ans.RetryAfter)
+		}
 		return r, newAPIError(ans.Response, ans.Body, c.scrub, ans.RetryAfter)
 	}
 	if out != nil && method != http.MethodHead {
@@ -267,12 +279,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) (*Res
 // response with an error means no usable answer arrived (worth a retry for
 // reads), its text scrubbed of the key; a response with an error is an
 // answer too large to keep.
-func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
+func (c *Client) send(ctx context.Context, method, target string, payload []byte, bearer bool) (*http.Response, []byte, error) {
 	req, err := apiclient.NewRequest(ctx, method, target, payload, c.userAgent)
 	if err != nil {
 		return nil, nil, c.scrub.Wrap(err)
 	}
-	if c.bearer {
+	if bearer {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	} else {
 		req.SetBasicAuth("", c.apiKey)

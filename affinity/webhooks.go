@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,18 +34,13 @@ type Webhook struct {
 // AllEvents reports whether the subscription receives every event type.
 func (w *Webhook) AllEvents() bool { return len(w.Subscriptions) == 0 }
 
-// Wants reports whether the subscription receives events of type t.
-func (w *Webhook) Wants(t EventType) bool {
-	if w.AllEvents() {
-		return true
-	}
-	for _, s := range w.Subscriptions {
-		if s == t {
-			return true
-		}
-	}
-	return false
+// wants reports whether a subscription list (empty: every type) takes t.
+func wants(subscriptions []EventType, t EventType) bool {
+	return len(subscriptions) == 0 || slices.Contains(subscriptions, t)
 }
+
+// Wants reports whether the subscription receives events of type t.
+func (w *Webhook) Wants(t EventType) bool { return wants(w.Subscriptions, t) }
 
 // CreateWebhookRequest is the body of POST /webhook/subscribe.
 type CreateWebhookRequest struct {

@@ -2,7 +2,6 @@ package affinity
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -11,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/crmhook/crmhook/internal/apiclient"
-	"github.com/crmhook/crmhook/internal/retry"
 )
 
 // Affinity's v2 webhook API (/v2/webhooks) is in beta (API version
@@ -71,17 +67,7 @@ type WebhookV2Creator struct {
 func (w *WebhookV2) AllEvents() bool { return len(w.Subscriptions) == 0 }
 
 // Wants reports whether the webhook receives events of type t.
-func (w *WebhookV2) Wants(t EventType) bool {
-	if w.AllEvents() {
-		return true
-	}
-	for _, s := range w.Subscriptions {
-		if s == t {
-			return true
-		}
-	}
-	return false
-}
+func (w *WebhookV2) Wants(t EventType) bool { return wants(w.Subscriptions, t) }
 
 // Active reports whether the webhook delivers events.
 func (w *WebhookV2) Active() bool { return w.Status == WebhookV2Active }
@@ -453,77 +439,5 @@ func webhookV2Path(id int64) string { return webhooksV2Path + "/" + strconv.Form
 // policy; other methods are sent once. out, when not nil, receives the JSON
 // of a 2xx answer (204 answers have no body and need a nil out).
 func (c *Client) doV2(ctx context.Context, method, path string, query url.Values, in, out any) (*Response, error) {
-	if ctx == nil {
-		return nil, kindErrorf(ErrInvalidRequest, "nil context")
-	}
-	var payload []byte
-	if in != nil {
-		var err error
-		if payload, err = json.Marshal(in); err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
-		}
-	}
-	u := *c.baseURL
-	u.Path = c.baseURL.Path + path
-	if len(query) > 0 {
-		u.RawQuery = query.Encode()
-	}
-	target := u.String()
-
-	retrier := apiclient.Retrier{
-		Backoff:   retry.Backoff{Base: c.backoff.base, Cap: c.backoff.cap},
-		Retryable: retryableStatus,
-		Now:       c.now,
-		Sleep:     c.sleep,
-		Jitter:    c.jitter,
-	}
-	if method == http.MethodGet {
-		retrier.MaxRetries = c.maxRetries
-	}
-	ans, err := retrier.Do(ctx, func(ctx context.Context) (*http.Response, []byte, error) {
-		return c.sendBearer(ctx, method, target, payload)
-	})
-	if ans == nil {
-		return nil, err
-	}
-	r := newResponse(ans.Response)
-	if err != nil {
-		return r, err
-	}
-	if !ans.OK() {
-		return r, newV2Error(ans.Response, ans.Body, c.scrub, ans.RetryAfter)
-	}
-	if out != nil {
-		if err := decodeJSON(ans.Response, ans.Body, out); err != nil {
-			return r, err
-		}
-	}
-	return r, nil
-}
-
-// sendBearer is send with "Authorization: Bearer <key>" whatever the
-// client's scheme.
-func (c *Client) sendBearer(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
-	req, err := apiclient.NewRequest(ctx, method, target, payload, c.userAgent)
-	if err != nil {
-		return nil, nil, c.scrub.Wrap(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.apiKey)
-	resp, err := c.httpClient.Do(req)
-	if err != nil {
-		return nil, nil, c.scrub.Wrap(err)
-	}
-	defer resp.Body.Close()
-	limit := int64(maxSuccessBody)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		limit = maxErrorBody
-	}
-	data, over, err := apiclient.ReadBounded(resp.Body, limit)
-	if err != nil {
-		return nil, nil, c.scrub.Wrap(err)
-	}
-	if over && limit != maxErrorBody {
-		return resp, nil, kindErrorf(ErrUnexpectedResponse, "unexpected response: %d answer is over %d bytes", resp.StatusCode, limit)
-	}
-	return resp, data, nil
+	return c.call(ctx, method, path, query, in, out, true)
 }
