@@ -174,6 +174,11 @@ type result struct {
 	e2eSeconds    float64
 	delivered     int64
 	rssMB         float64
+	// cpuPerEvent is the server process's CPU time (user and system)
+	// during the load (and, with a sink, until the sink has every event)
+	// per acknowledged event: what a change costs, less noisy on a shared
+	// machine than a rate.
+	cpuPerEvent time.Duration
 }
 
 func (r result) rate() float64 {
@@ -288,7 +293,9 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 			return rr, err
 		}
 		waitUp("http://" + addr + "/")
+		cpu0 := cpuTime(cmd.Process.Pid)
 		*p.res = load(p.name, "http://"+addr+hook, o.duration, o.conns)
+		p.res.setCPU(cpuTime(cmd.Process.Pid) - cpu0)
 		p.res.rssMB = rssMB(cmd.Process.Pid)
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -314,9 +321,10 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 		}
 		waitUp("http://" + addr + "/")
 		sink.reset()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime(cmd.Process.Pid)
 		res := load("ceiling + every event posted to the sink (32 goroutines)", "http://"+addr+hook, o.duration, o.conns)
 		waitSink(&res, sink, start)
+		res.setCPU(cpuTime(cmd.Process.Pid) - cpu0)
 		res.rssMB = rssMB(cmd.Process.Pid)
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -427,11 +435,12 @@ sources:
 	if sink != nil {
 		sink.reset()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(srv.Process.Pid)
 	res := load(name, "http://"+listen+"/hooks/affinity/"+pathSecret, o.duration, o.conns)
 	if sink != nil {
 		waitSink(&res, sink, start)
 	}
+	res.setCPU(cpuTime(srv.Process.Pid) - cpu0)
 	res.rssMB = rssMB(srv.Process.Pid)
 	return res, nil
 }
@@ -455,7 +464,7 @@ func waitSink(res *result, sink *countingSink, start time.Time) {
 }
 
 func printRun(n int, rr runResult) {
-	fmt.Printf("run %d\n\n| phase | acked req/s | p50 ack | p99 ack | max ack | errors | end-to-end events/s | peak RSS |\n|---|---|---|---|---|---|---|---|\n", n)
+	fmt.Printf("run %d\n\n| phase | acked req/s | p50 ack | p99 ack | max ack | errors | end-to-end events/s | server CPU per event | peak RSS |\n|---|---|---|---|---|---|---|---|---|\n", n)
 	rows := []result{rr.bare, rr.ceiling, rr.ring, rr.ingest, rr.sink}
 	if rr.pg != nil {
 		rows = append(rows, *rr.pg)
@@ -468,7 +477,8 @@ func printRun(n int, rr runResult) {
 		if r.e2eRate > 0 {
 			e2e = fmt.Sprintf("%.0f (%d of %d in %.1f s)", r.e2eRate, r.delivered, r.acked, r.e2eSeconds)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %s | %.0f MB |\n", r.name, r.rate(), ms(r.p50), ms(r.p99), ms(r.max), r.errors, e2e, r.rssMB)
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %s | %.0f µs | %.0f MB |\n", r.name, r.rate(), ms(r.p50), ms(r.p99), ms(r.max), r.errors, e2e,
+			float64(r.cpuPerEvent)/float64(time.Microsecond), r.rssMB)
 	}
 	x := rr.ratios()
 	fmt.Printf("\nrun %d: ceiling / bare %.0f%%, crmhook / ceiling %.0f%% (preallocated %.0f%%), with sink / ingest %.0f%%, end-to-end / ack %.0f%%",
@@ -621,6 +631,34 @@ func waitUp(url string) {
 	}
 	fmt.Fprintln(os.Stderr, "bench: server did not come up:", url)
 	os.Exit(1)
+}
+
+func (r *result) setCPU(used time.Duration) {
+	if r.acked > 0 {
+		r.cpuPerEvent = used / time.Duration(r.acked)
+	}
+}
+
+// cpuTime is the CPU time (user and system) the process has used so far,
+// from /proc (clock ticks of 1/100 s on Linux); 0 where /proc has none.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: fields count from
+	// after its closing parenthesis, where field 3 (state) begins.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // rssMB is the process's peak resident set (VmHWM).
