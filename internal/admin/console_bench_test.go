@@ -247,9 +247,8 @@ func fillBenchStore(ctx context.Context, path string, n int, now time.Time) erro
 		if err != nil {
 			return err
 		}
-		evStmt, _ := tx.PrepareContext(ctx, `INSERT INTO events (id, source, provider, type, dedupe_key, occurred_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		evStmt, _ := tx.PrepareContext(ctx, `INSERT INTO events (id, source, provider, type, dedupe_key, occurred_at, received_at, payload, dedupe_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		dlStmt, _ := tx.PrepareContext(ctx, `INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, last_error, created_at, updated_at, delivered_at, event_received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-		keyStmt, _ := tx.PrepareContext(ctx, `INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)`)
 		for i := lo; i < min(lo+batch, n); i++ {
 			at := first.Add(time.Duration(i) * step)
 			src := sources[0]
@@ -265,11 +264,8 @@ func fillBenchStore(ctx context.Context, path string, n int, now time.Time) erro
 			payload := fmt.Sprintf(`{"type":%q,"body":{"id":%d,"first_name":"Ada","last_name":"Lovelace","primary_email":"ada%d@example.com","organization_ids":[%d,%d],"notes":"%s"},"sent_at":%d}`,
 				typ, i, i, i%977, i%1013, strings.Repeat("x", 120), at.Unix())
 			us := at.UnixMicro()
-			if _, err := evStmt.ExecContext(ctx, id, src.name, src.provider, typ, key, us-1_000_000, us, []byte(payload)); err != nil {
+			if _, err := evStmt.ExecContext(ctx, id, src.name, src.provider, typ, key, us-1_000_000, us, []byte(payload), us+benchSpan.Microseconds()); err != nil {
 				return fmt.Errorf("fill event %d: %w", i, err)
-			}
-			if _, err := keyStmt.ExecContext(ctx, key, id, us+benchSpan.Microseconds()); err != nil {
-				return fmt.Errorf("fill key %d: %w", i, err)
 			}
 			sinks := []string{"svc"}
 			if i%3 == 0 {
@@ -296,7 +292,6 @@ func fillBenchStore(ctx context.Context, path string, n int, now time.Time) erro
 		}
 		evStmt.Close()
 		dlStmt.Close()
-		keyStmt.Close()
 		if err := tx.Commit(); err != nil {
 			return err
 		}

@@ -650,6 +650,67 @@ func TestEmptyDedupeKeyNeverDuplicate(t *testing.T) {
 	}
 }
 
+// A dedupe key lives on its event's row: inserts write nothing to
+// dedupe_keys (two B-trees fewer per event), and the lookup searches
+// indexes only.
+func TestDedupeKeyLivesOnTheEvent(t *testing.T) {
+	s := openTest(t, Config{})
+	ne := testEvent("sink-a")
+	ne.DedupeUntil = time.Now().Add(time.Hour)
+	if res, err := s.Insert(t.Context(), ne); err != nil || res.Duplicate {
+		t.Fatalf("Insert = %+v, %v", res, err)
+	}
+	again := testEvent("sink-a")
+	again.Event.DedupeKey = ne.Event.DedupeKey
+	if res, err := s.Insert(t.Context(), again); err != nil || !res.Duplicate || res.EventID != ne.Event.ID {
+		t.Fatalf("Insert of the same key = %+v, %v; want a duplicate of %s", res, err, ne.Event.ID)
+	}
+	var keys int
+	if err := s.readDB.QueryRowContext(t.Context(), `SELECT count(*) FROM dedupe_keys`).Scan(&keys); err != nil || keys != 0 {
+		t.Errorf("dedupe_keys holds %d rows (%v) after inserts; want none", keys, err)
+	}
+	now := time.Now().UnixMicro()
+	for name, plan := range map[string][]string{
+		"insert": explain(t, s, insertEventSQL, "id", "affinity", "affinity", "t", ne.Event.DedupeKey, nil, now, []byte("{}"), now, now),
+		"owner":  explain(t, s, liveKeySQL, ne.Event.DedupeKey, now),
+	} {
+		var viaEvents, viaKeys bool
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN") && step != "SCAN CONSTANT ROW" {
+				t.Errorf("the dedupe %s scans: %q (plan %q)", name, step, plan)
+			}
+			viaEvents = viaEvents || strings.Contains(step, "INDEX events_dedupe_key (dedupe_key=?)")
+			viaKeys = viaKeys || strings.Contains(step, "SEARCH dedupe_keys USING PRIMARY KEY (key=?)")
+		}
+		if !viaEvents || !viaKeys {
+			t.Errorf("the dedupe %s's plan %q does not search events_dedupe_key and dedupe_keys' key", name, plan)
+		}
+	}
+}
+
+// A database from before migration 0004 keeps its events' keys in
+// dedupe_keys; they stay live there until their window ends.
+func TestDedupeKeysFromBeforeTheMigrationStayLive(t *testing.T) {
+	s := openTest(t, Config{})
+	now := time.Now()
+	for key, until := range map[string]time.Time{"live": now.Add(time.Hour), "ended": now.Add(-time.Second)} {
+		if _, err := s.writeDB.ExecContext(t.Context(), `INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?, ?, ?)`,
+			key, "old-"+key, until.UnixMicro()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := testEvent("sink-a")
+	live.Event.DedupeKey = "live"
+	if res, err := s.Insert(t.Context(), live); err != nil || !res.Duplicate || res.EventID != "old-live" {
+		t.Errorf("Insert of a key live in dedupe_keys = %+v, %v; want a duplicate of old-live", res, err)
+	}
+	ended := testEvent("sink-a")
+	ended.Event.DedupeKey = "ended"
+	if res, err := s.Insert(t.Context(), ended); err != nil || res.Duplicate {
+		t.Errorf("Insert of a key whose window ended in dedupe_keys = %+v, %v; want stored", res, err)
+	}
+}
+
 // Every insert that returned nil is in the file after Close and reopen;
 // inserts racing Close fail with ErrClosed, none hangs.
 func TestCloseUnderLoadKeepsAcknowledged(t *testing.T) {
@@ -848,23 +909,7 @@ func TestLastEventAtUsesTheIndex(t *testing.T) {
 	if _, err := s.Insert(t.Context(), testEvent("sink-a")); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.readDB.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+lastEventAtSQL, "affinity")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
+	plan := explain(t, s, lastEventAtSQL, "affinity")
 	searches := false
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN") {
@@ -1023,4 +1068,27 @@ func TestSecretNotInErrors(t *testing.T) {
 	if strings.Contains(err.Error(), value) {
 		t.Errorf("the error quotes the secret")
 	}
+}
+
+// explain returns the detail column of query's EXPLAIN QUERY PLAN.
+func explain(t *testing.T, s *Store, query string, args ...any) []string {
+	t.Helper()
+	rows, err := s.readDB.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

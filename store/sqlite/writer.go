@@ -280,14 +280,32 @@ func (s *Store) runInSavepoint(ctx context.Context, tx *groupTx, op *writeOp, no
 	return err
 }
 
+// insertEventSQL inserts an event unless its dedupe key (?5) is live: while
+// an event stored under it has a window ending after now (?10), or while
+// retention removed that event but kept its key (dedupe_keys). One
+// statement, so that a fresh event costs the writer one Exec; the writer
+// is the only one, so nothing can come between the check and the insert.
+// An empty key is never live.
+const insertEventSQL = `INSERT INTO events (` + eventColumns + `, dedupe_until)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+	WHERE ?5 = '' OR (
+		NOT EXISTS (SELECT 1 FROM events WHERE dedupe_key = ?5 AND dedupe_until > ?10)
+		AND NOT EXISTS (SELECT 1 FROM dedupe_keys WHERE key = ?5 AND expires_at > ?10))`
+
+// liveKeySQL finds the event a live dedupe key belongs to (see
+// insertEventSQL): read only when an insert found its key live.
+const liveKeySQL = `SELECT id FROM events WHERE dedupe_key = ?1 AND dedupe_until > ?2
+	UNION ALL
+	SELECT event_id FROM dedupe_keys WHERE key = ?1 AND expires_at > ?2
+	LIMIT 1`
+
 // writeStmts are the writer's statements, prepared once on the write
 // connection and bound to each group's transaction, so that no write pays
 // for parsing SQL.
 type writeStmts struct {
 	savepoint, rollbackTo, release *sql.Stmt
 
-	claimKey *sql.Stmt
-	keyOwner *sql.Stmt
+	liveKey  *sql.Stmt
 	event    *sql.Stmt
 	delivery *sql.Stmt
 
@@ -302,7 +320,7 @@ type writeStmts struct {
 
 func (w *writeStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{&w.savepoint, &w.rollbackTo, &w.release,
-		&w.claimKey, &w.keyOwner, &w.event, &w.delivery,
+		&w.liveKey, &w.event, &w.delivery,
 		&w.claim, &w.complete, &w.retry, &w.kill, &w.releaseClaim, &w.deliveryExists, &w.reject}
 }
 
@@ -320,14 +338,8 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	w.rollbackTo = prep(`ROLLBACK TO op`)
 	w.release = prep(`RELEASE op`)
 
-	// The dedupe key is claimed by one atomic upsert: a new key is inserted,
-	// an expired one is taken over, and a live one is left alone, which
-	// no change reports. Never check-then-insert.
-	w.claimKey = prep(`INSERT INTO dedupe_keys (key, event_id, expires_at) VALUES (?1, ?2, ?3)
-		ON CONFLICT (key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-		WHERE dedupe_keys.expires_at <= ?4`)
-	w.keyOwner = prep(`SELECT event_id FROM dedupe_keys WHERE key = ?`)
-	w.event = prep(`INSERT INTO events (` + eventColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	w.liveKey = prep(liveKeySQL)
+	w.event = prep(insertEventSQL)
 	w.delivery = prep(`INSERT INTO deliveries (event_id, sink, state, attempts, next_attempt_at, created_at, updated_at, event_received_at)
 		VALUES (?, ?, 'pending', 0, ?, ?, ?, ?)`)
 

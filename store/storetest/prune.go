@@ -57,26 +57,44 @@ func testPruneEvents(t *testing.T, s crmhook.Store) {
 	}
 }
 
+// testPruneDedupeKeys: a key outlives its event when retention removes the
+// event inside the key's window, and Prune forgets it once the window ended.
 func testPruneDedupeKeys(t *testing.T, s crmhook.Store) {
 	ctx := t.Context()
-	now := time.Now()
+	start := time.Now()
 	short := newEvent("affinity", "person.created")
-	short.DedupeUntil = now.Add(time.Hour)
+	short.DedupeUntil = start.Add(300 * time.Millisecond)
 	long := newEvent("affinity", "person.created")
-	long.DedupeUntil = now.Add(3 * time.Hour)
+	long.DedupeUntil = start.Add(3 * time.Hour)
 	mustInsert(t, s, short)
 	mustInsert(t, s, long)
 
-	if _, err := s.Prune(ctx, crmhook.PruneParams{Now: now.Add(2 * time.Hour)}); err != nil {
-		t.Fatalf("Prune: %v", err)
+	// Retention removes both events (no deliveries) while both windows are open.
+	if n, err := s.Prune(ctx, crmhook.PruneParams{DeliveredBefore: start.Add(time.Minute), Now: time.Now()}); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want the 2 events", n, err)
 	}
-	again := newEvent("affinity", "person.created")
-	again.Event.DedupeKey = short.Event.DedupeKey
-	mustInsert(t, s, again) // its key was pruned: insertable again
+	for _, ev := range []crmhook.NewEvent{short, long} {
+		if _, _, err := s.GetEvent(ctx, ev.Event.ID); !errors.Is(err, crmhook.ErrNotFound) {
+			t.Fatalf("GetEvent of a pruned event: %v, want ErrNotFound", err)
+		}
+	}
 	still := newEvent("affinity", "person.created")
 	still.Event.DedupeKey = long.Event.DedupeKey
 	res, err := s.Insert(ctx, still)
 	if err != nil || !res.Duplicate || res.EventID != long.Event.ID {
-		t.Errorf("Insert of a key whose window is still open after Prune = %+v, %v; want a duplicate of %s", res, err, long.Event.ID)
+		t.Errorf("Insert of a key whose event was pruned inside its window = %+v, %v; want a duplicate of %s", res, err, long.Event.ID)
+	}
+
+	// Once the short window ended, its key is forgotten: insertable again.
+	time.Sleep(time.Until(short.DedupeUntil) + 10*time.Millisecond)
+	if _, err := s.Prune(ctx, crmhook.PruneParams{Now: time.Now()}); err != nil {
+		t.Fatalf("Prune: %v", err)
+	}
+	again := newEvent("affinity", "person.created")
+	again.Event.DedupeKey = short.Event.DedupeKey
+	mustInsert(t, s, again)
+	res, err = s.Insert(ctx, still)
+	if err != nil || !res.Duplicate || res.EventID != long.Event.ID {
+		t.Errorf("Insert of a key whose window is still open after a second Prune = %+v, %v; want a duplicate of %s", res, err, long.Event.ID)
 	}
 }

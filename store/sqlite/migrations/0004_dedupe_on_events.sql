@@ -1,0 +1,13 @@
+-- 0004: an event carries its own dedupe window.
+--
+-- Every B-tree an insert touches costs the group commit a WAL frame (two
+-- write calls, a 4 KiB copy, a checksum), and on this path that is what
+-- bounds the ack rate (docs/BENCHMARKS.md): a separate dedupe_keys table
+-- cost each event two B-trees (the keys and their expiry index) beside
+-- the dedupe-key index events already have for the console's search. A
+-- key is now live while its event's dedupe_until is in the future, found
+-- through that index; dedupe_keys keeps only the keys whose event
+-- retention removed while their window was still open (and, from before
+-- this migration, the keys of the events stored until now, which stay
+-- live there until they expire). 0 stands for no window.
+ALTER TABLE events ADD COLUMN dedupe_until INTEGER NOT NULL DEFAULT 0;
