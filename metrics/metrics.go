@@ -35,8 +35,9 @@ type Metrics struct {
 // series each: the current one is 1, the others 0.
 var SubscriptionStatuses = []string{"active", "disabled", "degraded", "inactive", "missing"}
 
-// New registers the metrics, plus a collector that reads queue depth and the
-// oldest pending delivery from store at scrape time.
+// New registers the metrics, plus, when store is not nil, a collector that
+// reads queue depth and the oldest pending delivery from store at scrape
+// time by the wall clock (see WatchStore).
 func New(store crmhook.Store) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
@@ -84,15 +85,17 @@ func New(store crmhook.Store) *Metrics {
 		m.commitTime, m.commitBatch, m.attempts, m.attemptTime, m.subStatus, m.gaps, m.gapSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if store != nil {
-		m.WatchStore(store)
+		m.WatchStore(store, time.Now)
 	}
 	return m
 }
 
 // WatchStore adds the queue gauges (pending, dead, rejections, age of the
-// oldest pending delivery), read from store at scrape time.
-func (m *Metrics) WatchStore(store crmhook.Store) {
-	m.Registry.MustRegister(&queueCollector{store: store})
+// oldest pending delivery), read from store at scrape time. now is the
+// clock the store stamps deliveries with, so that the age is measured on
+// the same one.
+func (m *Metrics) WatchStore(store crmhook.Store, now func() time.Time) {
+	m.Registry.MustRegister(&queueCollector{store: store, now: now})
 }
 
 // Request, Stored, Duplicate, Rejected and Probe implement receiver.Observer.
@@ -143,7 +146,10 @@ var (
 
 // queueCollector reads the queue from the store at scrape time, so the
 // figures are the store's truth even with many replicas.
-type queueCollector struct{ store crmhook.Store }
+type queueCollector struct {
+	store crmhook.Store
+	now   func() time.Time
+}
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pendingDesc
@@ -167,7 +173,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(rejectDesc, prometheus.GaugeValue, float64(st.Rejections))
 	age := 0.0
 	if !st.OldestPending.IsZero() {
-		age = time.Since(st.OldestPending).Seconds()
+		age = c.now().Sub(st.OldestPending).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, age)
 }

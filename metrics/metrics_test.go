@@ -84,6 +84,18 @@ crmhook_store_up 1
 		}
 	}
 
+	// The age is measured on the store's clock, frozen here years ahead.
+	frozen := time.Date(2031, 6, 15, 12, 0, 0, 0, time.UTC)
+	later := metrics.New(nil)
+	later.WatchStore(statsStore{stats: crmhook.Stats{Pending: 1, OldestPending: frozen.Add(-45 * time.Second)}}, func() time.Time { return frozen })
+	if err := testutil.GatherAndCompare(later.Registry, strings.NewReader(`
+# HELP crmhook_queue_oldest_pending_age_seconds Age of the oldest pending delivery; 0 when none.
+# TYPE crmhook_queue_oldest_pending_age_seconds gauge
+crmhook_queue_oldest_pending_age_seconds 45
+`), "crmhook_queue_oldest_pending_age_seconds"); err != nil {
+		t.Error(err)
+	}
+
 	down := metrics.New(statsStore{err: errors.New("store down")})
 	if err := testutil.GatherAndCompare(down.Registry, strings.NewReader(`
 # HELP crmhook_store_up 1 when the store answered the last scrape's stats query.

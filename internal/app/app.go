@@ -116,7 +116,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 		m.storeOwned = true
 	}
-	m.Metrics.WatchStore(m.Store)
+	m.Metrics.WatchStore(m.Store, m.Now)
 
 	sinkCfgs := make([]deliver.SinkConfig, 0, len(cfg.Sinks))
 	for i, sc := range cfg.Sinks {
