@@ -59,10 +59,10 @@ type options struct {
 	conns    int
 	// sinkConcurrency is the HTTP sink's concurrency in the sink phases.
 	sinkConcurrency int
-	runs     int
-	postgres string
-	bin      string
-	phases   map[string]bool
+	runs            int
+	postgres        string
+	bin             string
+	phases          map[string]bool
 }
 
 // phase reports whether a phase runs: by default all but "forward", an
