@@ -19,7 +19,10 @@
 //  4. crmhook serve, SQLite, with an HTTP sink dispatching to a counting
 //     server inside this process (end to end: acknowledged events that
 //     reached the sink per second, until the last one arrived);
-//  5. with -postgres: crmhook serve on PostgreSQL with the same sink (a
+//  5. interleaved: the ceiling and crmhook serve (SQLite, no sink) both
+//     up, loaded in turns (five slices of -duration/5 each), so that the
+//     machine's drift in speed falls on both alike;
+//  6. with -postgres: crmhook serve on PostgreSQL with the same sink (a
 //     fresh schema, dropped after).
 //
 // The last lines are the ratios of the run, or their medians with -runs.
@@ -186,6 +189,29 @@ type result struct {
 	// per acknowledged event: what a change costs, less noisy on a shared
 	// machine than a rate.
 	cpuPerEvent time.Duration
+	lat         []time.Duration // every acknowledged request's latency, sorted
+}
+
+// merged is one result of several loads of the same server (the
+// interleaved phase's slices): their requests and seconds added up, the
+// percentiles of all their latencies.
+func merged(name string, parts ...result) result {
+	r := result{name: name}
+	for _, p := range parts {
+		r.acked += p.acked
+		r.errors += p.errors
+		r.seconds += p.seconds
+		r.lat = append(r.lat, p.lat...)
+	}
+	slices.Sort(r.lat)
+	r.setPercentiles()
+	return r
+}
+
+func (r *result) setPercentiles() {
+	if n := len(r.lat); n > 0 {
+		r.p50, r.p99, r.max = r.lat[n/2], r.lat[n*99/100], r.lat[n-1]
+	}
 }
 
 func (r result) rate() float64 {
@@ -199,6 +225,9 @@ func (r result) rate() float64 {
 type runResult struct {
 	bare, ceiling, ring, ingest, sink result
 	pg, forward                       *result
+	// pairedCeiling and pairedIngest are the interleaved phase: the
+	// ceiling and crmhook (SQLite, no sink) both up, loaded in turns.
+	pairedCeiling, pairedIngest *result
 }
 
 // ratios are what a run is judged by.
@@ -206,6 +235,7 @@ type ratios struct {
 	ceilingOfBare float64 // ceiling / bare
 	ring          float64 // SQLite ingest-only / the preallocated-log ceiling
 	ingest        float64 // SQLite ingest-only / ceiling
+	paired        float64 // the same, interleaved (0: not run)
 	withSink      float64 // SQLite ack rate with the sink / SQLite ingest-only
 	e2e           float64 // end-to-end events/s / ack rate, SQLite with sink
 	pg            float64 // PostgreSQL with sink / SQLite with sink (0: not run)
@@ -225,6 +255,9 @@ func (r runResult) ratios() ratios {
 	}
 	if r.pg != nil {
 		x.pg = pct(r.pg.rate(), r.sink.rate())
+	}
+	if r.pairedIngest != nil {
+		x.paired = pct(r.pairedIngest.rate(), r.pairedCeiling.rate())
 	}
 	return x
 }
@@ -352,6 +385,13 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 			return rr, err
 		}
 	}
+	if o.phase("paired") {
+		c, i, err := runPaired(o, self, dir)
+		if err != nil {
+			return rr, err
+		}
+		rr.pairedCeiling, rr.pairedIngest = &c, &i
+	}
 	if o.postgres != "" && o.phase("pg") {
 		storeURL, drop, err := pgSchema(o.postgres, fmt.Sprintf("crmhook_bench_%d_%d", os.Getpid(), n))
 		if err != nil {
@@ -403,8 +443,35 @@ func pgSchema(rawURL, schema string) (string, func(), error) {
 // sink when it is not nil, loads it and waits until every acknowledged
 // event reached the sink.
 func runCrmhook(o options, dir, store string, sink *countingSink, name string) (result, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	srv, hookURL, err := startCrmhook(o, dir, store, sink)
+	if err != nil {
 		return result{}, err
+	}
+	defer srv.stop()
+	if sink != nil {
+		sink.reset()
+	}
+	start, cpu0 := time.Now(), cpuTime(srv.pid)
+	res := load(name, hookURL, o.duration, o.conns)
+	if sink != nil {
+		waitSink(&res, sink, start)
+	}
+	res.setCPU(cpuTime(srv.pid) - cpu0)
+	res.rssMB = rssMB(srv.pid)
+	return res, nil
+}
+
+// server is a server process bench started; stop kills it and waits.
+type server struct {
+	pid  int
+	stop func()
+}
+
+// startCrmhook starts crmhook serve on store (with an HTTP sink to sink
+// when it is not nil) and returns once it is up, with its hook URL.
+func startCrmhook(o options, dir, store string, sink *countingSink) (server, string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return server{}, "", err
 	}
 	listen, admin := freeAddr(), freeAddr()
 	sinks := ""
@@ -424,32 +491,75 @@ sources:
 %s`, listen, admin, filepath.Join(dir, "data"), store, pathSecret, sinks)
 	cfgPath := filepath.Join(dir, "crmhook.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return result{}, err
+		return server{}, "", err
 	}
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
-		return result{}, err
+		return server{}, "", err
 	}
-	defer logf.Close()
 	srv := exec.Command(o.bin, "serve", "--config", cfgPath)
 	srv.Stdout, srv.Stderr = io.Discard, logf
 	if err := srv.Start(); err != nil {
-		return result{}, err
+		logf.Close()
+		return server{}, "", err
 	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
 	waitUp("http://" + admin + "/healthz")
+	return server{pid: srv.Process.Pid, stop: func() { srv.Process.Kill(); srv.Wait(); logf.Close() }},
+		"http://" + listen + "/hooks/affinity/" + pathSecret, nil
+}
 
-	if sink != nil {
-		sink.reset()
+// startCeiling starts the ceiling handler (its log in dir) and returns once
+// it is up, with its hook URL.
+func startCeiling(self, dir string) (server, string, error) {
+	addr := freeAddr()
+	cmd := exec.Command(self, "-serve-ceiling", addr, "-ceiling-log", filepath.Join(dir, "paired-ceiling.log"))
+	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return server{}, "", err
 	}
-	start, cpu0 := time.Now(), cpuTime(srv.Process.Pid)
-	res := load(name, "http://"+listen+"/hooks/affinity/"+pathSecret, o.duration, o.conns)
-	if sink != nil {
-		waitSink(&res, sink, start)
+	waitUp("http://" + addr + "/")
+	return server{pid: cmd.Process.Pid, stop: func() { cmd.Process.Kill(); cmd.Wait() }},
+		"http://" + addr + "/hooks/affinity/" + pathSecret, nil
+}
+
+// pairedSlices is how many turns each server of the interleaved phase gets.
+const pairedSlices = 5
+
+// runPaired is the interleaved phase: the ceiling and crmhook serve
+// (SQLite, no sink) both up and idle, then loaded in turns, a fifth of
+// -duration each, five times, so that a change in the machine's speed
+// during the run falls on both alike. (Sequential phases are 20 s apart
+// or more, and the two cores' speed was seen to move by half within an
+// hour.)
+func runPaired(o options, self, dir string) (ceiling, ingest result, err error) {
+	ceil, ceilURL, err := startCeiling(self, dir)
+	if err != nil {
+		return ceiling, ingest, err
 	}
-	res.setCPU(cpuTime(srv.Process.Pid) - cpu0)
-	res.rssMB = rssMB(srv.Process.Pid)
-	return res, nil
+	defer ceil.stop()
+	crm, crmURL, err := startCrmhook(o, filepath.Join(dir, "paired"), "sqlite://"+filepath.Join(dir, "paired", "crmhook.db"), nil)
+	if err != nil {
+		return ceiling, ingest, err
+	}
+	defer crm.stop()
+	slice := o.duration / pairedSlices
+	var cs, is []result
+	ceilCPU, crmCPU := time.Duration(0), time.Duration(0)
+	for range pairedSlices {
+		c0 := cpuTime(ceil.pid)
+		cs = append(cs, load("", ceilURL, slice, o.conns))
+		ceilCPU += cpuTime(ceil.pid) - c0
+		c0 = cpuTime(crm.pid)
+		is = append(is, load("", crmURL, slice, o.conns))
+		crmCPU += cpuTime(crm.pid) - c0
+	}
+	ceiling = merged(fmt.Sprintf("interleaved (%d × %s each): ceiling", pairedSlices, slice), cs...)
+	ceiling.setCPU(ceilCPU)
+	ceiling.rssMB = rssMB(ceil.pid)
+	ingest = merged(fmt.Sprintf("interleaved (%d × %s each): crmhook serve, SQLite, durable ingest", pairedSlices, slice), is...)
+	ingest.setCPU(crmCPU)
+	ingest.rssMB = rssMB(crm.pid)
+	return ceiling, ingest, nil
 }
 
 // waitSink waits until every acknowledged event reached the sink (at most
@@ -479,6 +589,9 @@ func printRun(n int, rr runResult) {
 	if rr.forward != nil {
 		rows = append(rows, *rr.forward)
 	}
+	if rr.pairedIngest != nil {
+		rows = append(rows, *rr.pairedCeiling, *rr.pairedIngest)
+	}
 	for _, r := range rows {
 		e2e := "—"
 		if r.e2eRate > 0 {
@@ -492,6 +605,9 @@ func printRun(n int, rr runResult) {
 		n, x.ceilingOfBare, x.ingest, x.ring, x.withSink, x.e2e)
 	if rr.pg != nil {
 		fmt.Printf(", postgres / sqlite %.0f%%", x.pg)
+	}
+	if rr.pairedIngest != nil {
+		fmt.Printf(", crmhook / ceiling interleaved %.0f%%", x.paired)
 	}
 	if rr.forward != nil {
 		fmt.Printf(", ceiling with forwarding / ceiling %.0f%%, its end-to-end / ack %.0f%%",
@@ -529,6 +645,9 @@ func printRatios(all []ratios, pg bool) {
 	fmt.Printf("ceiling / bare: %s%%\n", med(func(r ratios) float64 { return r.ceilingOfBare }))
 	fmt.Printf("crmhook / preallocated-log ceiling: %s%%\n", med(func(r ratios) float64 { return r.ring }))
 	fmt.Printf("crmhook / ceiling: %s%%  (SQLite durable ingest, no sink; floor 75%%)\n", med(func(r ratios) float64 { return r.ingest }))
+	if all[0].paired > 0 {
+		fmt.Printf("crmhook / ceiling, interleaved: %s%%  (the same, the two loaded in turns; floor 75%%)\n", med(func(r ratios) float64 { return r.paired }))
+	}
 	fmt.Printf("with sink / ingest: %s%%  (SQLite ack rate while dispatching / ingest-only; floor 90%%)\n", med(func(r ratios) float64 { return r.withSink }))
 	fmt.Printf("end-to-end / ack: %s%%  (events/s into the sink / ack rate, same phase; floor 95%%)\n", med(func(r ratios) float64 { return r.e2e }))
 	if pg {
@@ -582,10 +701,8 @@ func load(name, url string, d time.Duration, conns int) result {
 	wg.Wait()
 	el := time.Since(start)
 	slices.Sort(lat)
-	r := result{name: name, acked: len(lat), errors: int(errs.Load()), seconds: el.Seconds()}
-	if len(lat) > 0 {
-		r.p50, r.p99, r.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
-	}
+	r := result{name: name, acked: len(lat), errors: int(errs.Load()), seconds: el.Seconds(), lat: lat}
+	r.setPercentiles()
 	return r
 }
 
