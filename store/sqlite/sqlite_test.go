@@ -671,8 +671,8 @@ func TestDedupeKeyLivesOnTheEvent(t *testing.T) {
 	}
 	now := time.Now().UnixMicro()
 	for name, plan := range map[string][]string{
-		"insert": explain(t, s, insertEventSQL, "id", "affinity", "affinity", "t", ne.Event.DedupeKey, nil, now, []byte("{}"), now, now),
-		"owner":  explain(t, s, liveKeySQL, ne.Event.DedupeKey, now),
+		"insert": queryPlan(t, s, insertEventSQL, "id", "affinity", "affinity", "t", ne.Event.DedupeKey, nil, now, []byte("{}"), now, now),
+		"owner":  queryPlan(t, s, liveKeySQL, ne.Event.DedupeKey, now),
 	} {
 		var viaEvents, viaKeys bool
 		for _, step := range plan {
@@ -909,7 +909,7 @@ func TestLastEventAtUsesTheIndex(t *testing.T) {
 	if _, err := s.Insert(t.Context(), testEvent("sink-a")); err != nil {
 		t.Fatal(err)
 	}
-	plan := explain(t, s, lastEventAtSQL, "affinity")
+	plan := queryPlan(t, s, lastEventAtSQL, "affinity")
 	searches := false
 	for _, step := range plan {
 		if strings.HasPrefix(step, "SCAN") {
@@ -1068,27 +1068,4 @@ func TestSecretNotInErrors(t *testing.T) {
 	if strings.Contains(err.Error(), value) {
 		t.Errorf("the error quotes the secret")
 	}
-}
-
-// explain returns the detail column of query's EXPLAIN QUERY PLAN.
-func explain(t *testing.T, s *Store, query string, args ...any) []string {
-	t.Helper()
-	rows, err := s.readDB.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+query, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return plan
 }
