@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/clocktest"
 )
 
 func TestAuth(t *testing.T) {
@@ -64,7 +66,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestWebhookCRUD(t *testing.T) {
-	clock := newFakeClock(time.Date(2024, 5, 10, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2024, 5, 10, 12, 0, 0, 0, time.UTC))
 	sim, base := setup(t, Config{Now: clock.Now})
 	first := newTarget(t, nil)
 	second := newTarget(t, nil)
@@ -437,7 +439,7 @@ func TestRateLimits(t *testing.T) {
 	monthReset := strconv.Itoa(int(time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC).Sub(start).Seconds()))
 
 	t.Run("per user per minute", func(t *testing.T) {
-		clock := newFakeClock(start)
+		clock := clocktest.New(start)
 		_, base := setup(t, Config{Now: clock.Now, RateLimitPerMinute: 3})
 		for i := range 3 {
 			r := call(t, admin, http.MethodGet, base+"/webhook", nil)
@@ -481,7 +483,7 @@ func TestRateLimits(t *testing.T) {
 	})
 
 	t.Run("org per month", func(t *testing.T) {
-		clock := newFakeClock(start)
+		clock := clocktest.New(start)
 		_, base := setup(t, Config{Now: clock.Now, OrgMonthlyQuota: 3})
 		for _, a := range []auth{admin, user2, admin} {
 			wantStatus(t, call(t, a, http.MethodGet, base+"/webhook", nil), http.StatusOK)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/clocktest"
 )
 
 // waitIdle waits for the retry schedules to play out (bounded by the test's
@@ -44,7 +46,7 @@ func wantEnvelope(t *testing.T, eventType string, body json.RawMessage, sentAt i
 }
 
 func TestTriggerDeliversToSubscriptionsThatWantTheType(t *testing.T) {
-	clock := newFakeClock(time.Date(2024, 5, 10, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2024, 5, 10, 12, 0, 0, 0, time.UTC))
 	sim, base := setup(t, Config{Now: clock.Now})
 	people, all, disabled := newTarget(t, nil), newTarget(t, nil), newTarget(t, nil)
 	peopleSub := createWebhook(t, admin, base, people.url(), "person.created", "person.deleted")

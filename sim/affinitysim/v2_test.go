@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/clocktest"
 )
 
 var (
@@ -131,7 +133,7 @@ func TestV2AuthIsBearerOnlyAndErrorsAreV2Shaped(t *testing.T) {
 }
 
 func TestV2LifecycleSharesTheV1Store(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 5, 10, 12, 0, 0, 0, time.UTC))
 	sim, base := setup(t, Config{Now: clock.Now})
 	tg := newTarget(t, nil)
 	other := newTarget(t, nil)
@@ -383,7 +385,7 @@ func ids(p v2Page) []int64 {
 }
 
 func TestV2ListPagingAndFilter(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	_, base := setup(t, Config{Now: clock.Now, MaxSubscriptions: 10})
 	tg := newTarget(t, nil)
 	for i := range 5 {
@@ -456,7 +458,7 @@ func TestV2ListPagingAndFilter(t *testing.T) {
 }
 
 func TestV2RateLimitIsOneBudgetWithV1(t *testing.T) {
-	clock := newFakeClock(time.Date(2026, 5, 10, 12, 0, 10, 0, time.UTC))
+	clock := clocktest.New(time.Date(2026, 5, 10, 12, 0, 10, 0, time.UTC))
 	_, base := setup(t, Config{Now: clock.Now, RateLimitPerMinute: 2})
 	wantStatus(t, call(t, admin, http.MethodGet, base+"/webhook", nil), http.StatusOK)
 	r := call(t, adminV2, http.MethodGet, base+"/v2/webhooks", nil)

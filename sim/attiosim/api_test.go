@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crmhook/crmhook/internal/clocktest"
 )
 
 func TestAuthRequiresBearerToken(t *testing.T) {
@@ -46,7 +48,7 @@ func TestAuthRequiresBearerToken(t *testing.T) {
 }
 
 func TestCreateReturnsSecretOnlyOnce(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(testStart)
 	sim, base := setup(t, Config{Now: clock.Now})
 	status, _, out := api(t, http.MethodPost, base+"/v2/webhooks", DefaultToken, `{"data":{
 		"target_url": "https://example.com/hooks/attio",
@@ -277,7 +279,7 @@ func TestRoutingErrors(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	clock := newFakeClock() // frozen: the buckets never refill during the test
+	clock := clocktest.New(testStart) // frozen: the buckets never refill during the test
 	_, base := setup(t, Config{Now: clock.Now, ReadRate: 3, WriteRate: 2})
 	for i := range 3 {
 		if status, _, _ := api(t, http.MethodGet, base+"/v2/webhooks", DefaultToken, ""); status != http.StatusOK {

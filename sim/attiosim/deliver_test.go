@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/crmhook/crmhook/attio"
+	"github.com/crmhook/crmhook/internal/clocktest"
 )
 
 func TestDeliveryIsSignedAndShapedLikeAttio(t *testing.T) {
@@ -144,7 +145,7 @@ func TestFilteredWebhooksReceiveOnlyMatchingEvents(t *testing.T) {
 }
 
 func TestRetriesKeepIdempotencyKeyThenDegrade(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(testStart)
 	sim, base := setup(t, Config{TimeScale: 1e6, Now: clock.Now})
 	failing := true
 	tg := newTarget(t, func(int) int {
@@ -214,7 +215,7 @@ func TestRetriesKeepIdempotencyKeyThenDegrade(t *testing.T) {
 }
 
 func TestDegradedWebhookBecomesInactive(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New(testStart)
 	sim, base := setup(t, Config{TimeScale: 1e6, MaxRetries: 2, Now: clock.Now})
 	tg := newTarget(t, func(int) int { return http.StatusServiceUnavailable })
 	id, _ := createWebhook(t, base, tg.URL(), `[{"event_type":"note.created","filter":null}]`)

@@ -37,28 +37,6 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// fakeClock is a settable Config.Now.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // received is one request a target got.
 type received struct {
 	Header http.Header
@@ -188,3 +166,6 @@ func waitIdle(t *testing.T, sim *Server) {
 		t.Fatal(err)
 	}
 }
+
+// testStart is where the tests' clocks stand until they move them.
+var testStart = time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
