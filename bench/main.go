@@ -57,6 +57,9 @@ import (
 
 const pathSecret = "benchBenchBenchBenchBenchBenchBenchBench123"
 
+// hookPath is where every server bench loads takes its deliveries.
+const hookPath = "/hooks/affinity/" + pathSecret
+
 type options struct {
 	duration time.Duration
 	conns    int
@@ -311,7 +314,6 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 	if err != nil {
 		return rr, err
 	}
-	hook := "/hooks/affinity/" + pathSecret
 
 	// The bare handler and the ceiling, each its own process.
 	for _, p := range []struct {
@@ -326,19 +328,15 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 		if !o.phase(p.phase) {
 			continue
 		}
-		addr := freeAddr()
-		cmd := exec.Command(self, append(p.args, addr, "-ceiling-log", filepath.Join(dir, "ceiling.log"))...)
-		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-		if err := cmd.Start(); err != nil {
+		srv, url, err := startSelf(self, p.args, filepath.Join(dir, "ceiling.log"))
+		if err != nil {
 			return rr, err
 		}
-		waitUp("http://" + addr + "/")
-		cpu0 := cpuTime(cmd.Process.Pid)
-		*p.res = load(p.name, "http://"+addr+hook, o.duration, o.conns)
-		p.res.setCPU(cpuTime(cmd.Process.Pid) - cpu0)
-		p.res.rssMB = rssMB(cmd.Process.Pid)
-		cmd.Process.Kill()
-		cmd.Wait()
+		cpu0 := cpuTime(srv.pid)
+		*p.res = load(p.name, url, o.duration, o.conns)
+		p.res.setCPU(cpuTime(srv.pid) - cpu0)
+		p.res.rssMB = rssMB(srv.pid)
+		srv.stop()
 	}
 
 	sink := newCountingSink()
@@ -353,21 +351,17 @@ func runOnce(o options, dir string, n int) (runResult, error) {
 
 	if o.phase("forward") {
 		// The ceiling that also delivers every event to the sink by HTTP.
-		addr := freeAddr()
-		cmd := exec.Command(self, "-serve-ceiling", addr, "-ceiling-log", filepath.Join(dir, "forward.log"), "-ceiling-forward", sink.url+"/")
-		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
-		if err := cmd.Start(); err != nil {
+		srv, url, err := startSelf(self, []string{"-serve-ceiling"}, filepath.Join(dir, "forward.log"), "-ceiling-forward", sink.url+"/")
+		if err != nil {
 			return rr, err
 		}
-		waitUp("http://" + addr + "/")
 		sink.reset()
-		start, cpu0 := time.Now(), cpuTime(cmd.Process.Pid)
-		res := load("ceiling + every event posted to the sink (32 goroutines)", "http://"+addr+hook, o.duration, o.conns)
+		start, cpu0 := time.Now(), cpuTime(srv.pid)
+		res := load("ceiling + every event posted to the sink (32 goroutines)", url, o.duration, o.conns)
 		waitSink(&res, sink, start)
-		res.setCPU(cpuTime(cmd.Process.Pid) - cpu0)
-		res.rssMB = rssMB(cmd.Process.Pid)
-		cmd.Process.Kill()
-		cmd.Wait()
+		res.setCPU(cpuTime(srv.pid) - cpu0)
+		res.rssMB = rssMB(srv.pid)
+		srv.stop()
 		rr.forward = &res
 	}
 	sqlite := func(phase string) string {
@@ -505,21 +499,23 @@ sources:
 	}
 	waitUp("http://" + admin + "/healthz")
 	return server{pid: srv.Process.Pid, stop: func() { srv.Process.Kill(); srv.Wait(); logf.Close() }},
-		"http://" + listen + "/hooks/affinity/" + pathSecret, nil
+		"http://" + listen + hookPath, nil
 }
 
-// startCeiling starts the ceiling handler (its log in dir) and returns once
-// it is up, with its hook URL.
-func startCeiling(self, dir string) (server, string, error) {
+// startSelf starts this program serving one of its handlers (the bare one
+// or the ceiling): args end with the serve flag, which takes the address;
+// log is the ceiling's log file, extra more flags. It returns once the
+// server is up, with its hook URL.
+func startSelf(self string, args []string, log string, extra ...string) (server, string, error) {
 	addr := freeAddr()
-	cmd := exec.Command(self, "-serve-ceiling", addr, "-ceiling-log", filepath.Join(dir, "paired-ceiling.log"))
+	cmd := exec.Command(self, slices.Concat(args, []string{addr, "-ceiling-log", log}, extra)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return server{}, "", err
 	}
 	waitUp("http://" + addr + "/")
 	return server{pid: cmd.Process.Pid, stop: func() { cmd.Process.Kill(); cmd.Wait() }},
-		"http://" + addr + "/hooks/affinity/" + pathSecret, nil
+		"http://" + addr + hookPath, nil
 }
 
 // pairedSlices is how many turns each server of the interleaved phase gets.
@@ -532,7 +528,7 @@ const pairedSlices = 5
 // or more, and the two cores' speed was seen to move by half within an
 // hour.)
 func runPaired(o options, self, dir string) (ceiling, ingest result, err error) {
-	ceil, ceilURL, err := startCeiling(self, dir)
+	ceil, ceilURL, err := startSelf(self, []string{"-serve-ceiling"}, filepath.Join(dir, "paired-ceiling.log"))
 	if err != nil {
 		return ceiling, ingest, err
 	}
@@ -593,6 +589,9 @@ func printRun(n int, rr runResult) {
 		rows = append(rows, *rr.pairedCeiling, *rr.pairedIngest)
 	}
 	for _, r := range rows {
+		if r.name == "" {
+			continue // a phase -phases left out
+		}
 		e2e := "—"
 		if r.e2eRate > 0 {
 			e2e = fmt.Sprintf("%.0f (%d of %d in %.1f s)", r.e2eRate, r.delivered, r.acked, r.e2eSeconds)
