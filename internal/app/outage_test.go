@@ -130,17 +130,6 @@ func personBody() json.RawMessage {
 	return json.RawMessage(fmt.Sprintf(`{"id":%d,"type":0,"first_name":"Ada","last_name":"Lovelace","primary_email":"ada@example.com","emails":["ada@example.com"],"organization_ids":[]}`, personSeq.Add(1)))
 }
 
-func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestOutageAffinityReenabledWithGap: the receiver is down, Affinity
 // retries for its (time-scaled) 10 hours and disables the subscription;
 // the receiver starts again and within one watchdog interval the
@@ -168,13 +157,13 @@ func TestOutageAffinityReenabledWithGap(t *testing.T) {
 	t.Cleanup(r.stop)
 
 	// Declared, so the watchdog makes it so: the subscription is created.
-	waitUntil(t, "the watchdog to create the subscription", 10*time.Second, func() bool { return len(sim.Webhooks()) == 1 })
-	waitUntil(t, "crmhook.subscription.missing in the sink", 10*time.Second, func() bool { return len(sink.of(watchdog.TypeMissing)) == 1 })
+	waitFor(t, "the watchdog to create the subscription", 10*time.Second, func() bool { return len(sim.Webhooks()) == 1 })
+	waitFor(t, "crmhook.subscription.missing in the sink", 10*time.Second, func() bool { return len(sink.of(watchdog.TypeMissing)) == 1 })
 	ctx := context.Background()
 	if _, err := sim.Trigger(ctx, "person.created", personBody()); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first event in the sink", 10*time.Second, func() bool { return len(sink.of("affinity.person.created")) == 1 })
+	waitFor(t, "the first event in the sink", 10*time.Second, func() bool { return len(sink.of("affinity.person.created")) == 1 })
 	cs := r.m.controlStore()
 	lastEvent, err := cs.LastEventAt(ctx, "affinity")
 	if err != nil || lastEvent.IsZero() {
@@ -189,7 +178,7 @@ func TestOutageAffinityReenabledWithGap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "Affinity to disable the subscription", 20*time.Second, func() bool {
+	waitFor(t, "Affinity to disable the subscription", 20*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && whs[0].Disabled
 	})
@@ -200,12 +189,12 @@ func TestOutageAffinityReenabledWithGap(t *testing.T) {
 	// Back up: within one watchdog interval it is enabled again.
 	restart := time.Now()
 	r.start()
-	waitUntil(t, "the subscription re-enabled", 3*time.Second, func() bool {
+	waitFor(t, "the subscription re-enabled", 3*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && !whs[0].Disabled
 	})
 	t.Logf("re-enabled %s after the restart (outage %s)", time.Since(restart).Round(time.Millisecond), restart.Sub(outageStart).Round(time.Millisecond))
-	waitUntil(t, "crmhook.subscription.reenabled in the sink", 10*time.Second, func() bool { return len(sink.of(watchdog.TypeReenabled)) == 1 })
+	waitFor(t, "crmhook.subscription.reenabled in the sink", 10*time.Second, func() bool { return len(sink.of(watchdog.TypeReenabled)) == 1 })
 	if n := len(sink.of(watchdog.TypeDisabled)); n != 1 {
 		t.Errorf("%d crmhook.subscription.disabled events, want 1", n)
 	}
@@ -230,7 +219,7 @@ func TestOutageAffinityReenabledWithGap(t *testing.T) {
 	if _, err := sim.Trigger(ctx, "person.created", personBody()); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "an event after the re-enable", 10*time.Second, func() bool { return len(sink.of("affinity.person.created")) == 2 })
+	waitFor(t, "an event after the re-enable", 10*time.Second, func() bool { return len(sink.of("affinity.person.created")) == 2 })
 }
 
 // TestOutageAttioInactiveRecreated: the receiver is down long enough for
@@ -258,7 +247,7 @@ func TestOutageAttioInactiveRecreated(t *testing.T) {
 	r.start()
 	t.Cleanup(r.stop)
 
-	waitUntil(t, "the watchdog to create the webhook", 15*time.Second, func() bool {
+	waitFor(t, "the watchdog to create the webhook", 15*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && len(whs[0].Subscriptions) == 1 && whs[0].Subscriptions[0].EventType == "record.created" && whs[0].Subscriptions[0].Filter == nil
 	})
@@ -267,25 +256,25 @@ func TestOutageAttioInactiveRecreated(t *testing.T) {
 	if _, err := sim.Trigger(ctx, "record.created", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the first event in the sink", 10*time.Second, func() bool { return len(sink.of("attio.record.created")) == 1 })
+	waitFor(t, "the first event in the sink", 10*time.Second, func() bool { return len(sink.of("attio.record.created")) == 1 })
 
 	r.stop()
 	if _, err := sim.Trigger(ctx, "record.created", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "Attio to mark the webhook inactive", 20*time.Second, func() bool {
+	waitFor(t, "Attio to mark the webhook inactive", 20*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && whs[0].Status == "inactive"
 	})
 
 	r.start()
-	waitUntil(t, "the webhook recreated", 15*time.Second, func() bool {
+	waitFor(t, "the webhook recreated", 15*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && whs[0].ID.WebhookID != oldID && whs[0].Status == "active" && len(whs[0].Subscriptions) == 1 &&
 			whs[0].Subscriptions[0].EventType == "record.created" && whs[0].Subscriptions[0].Filter == nil
 	})
 	// The first creation reported missing then recreated; this one inactive then recreated.
-	waitUntil(t, "crmhook.subscription.inactive and .recreated in the sink", 10*time.Second, func() bool {
+	waitFor(t, "crmhook.subscription.inactive and .recreated in the sink", 10*time.Second, func() bool {
 		return len(sink.of(watchdog.TypeInactive)) == 1 && len(sink.of(watchdog.TypeRecreated)) == 2
 	})
 	var p watchdog.Payload
@@ -311,7 +300,7 @@ func TestOutageAttioInactiveRecreated(t *testing.T) {
 	if _, err := sim.Trigger(ctx, "record.created", nil); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "an event through the new webhook", 10*time.Second, func() bool { return len(sink.of("attio.record.created")) == 2 })
+	waitFor(t, "an event through the new webhook", 10*time.Second, func() bool { return len(sink.of("attio.record.created")) == 2 })
 	for _, d := range sim.Deliveries() {
 		if d.WebhookID == newID && d.StatusCode == http.StatusUnauthorized {
 			t.Errorf("a delivery of the new webhook was answered 401")

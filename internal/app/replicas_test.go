@@ -197,17 +197,6 @@ func sendAffinity(t *testing.T, m *Main, secret string, n int, sentAt int64) int
 	return res.StatusCode
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Several replicas on one Postgres schema, one shared service behind their
 // sinks: every event, redeliveries to other replicas included, reaches the
 // service exactly once; and a replica that crashes holding leases loses

@@ -201,17 +201,6 @@ func wdStartReplica(t *testing.T, name string, cfg *config.Config, logs io.Write
 	return m
 }
 
-func wdWaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // Two receivers on one Postgres: one watchdog acts, not two. Both replicas
 // run the watchdog with repair on; Affinity disables the subscription; it is
 // re-enabled once (one PUT disabled:false at Affinity, one probe answered by
@@ -270,7 +259,7 @@ func TestWatchdogTwoReplicasOnePostgresRepairOnce(t *testing.T) {
 	front.route(t, replicas)
 
 	// The watchdog has seen the subscription healthy.
-	wdWaitFor(t, "a healthy check", 10*time.Second, func() bool {
+	waitFor(t, "a healthy check", 10*time.Second, func() bool {
 		sts, err := store.ListSubscriptionStates(ctx)
 		return err == nil && len(sts) == 1 && sts[0].SubscriptionID == idStr && sts[0].Status == "active" && !sts[0].LastHealthyAt.IsZero()
 	})
@@ -286,7 +275,7 @@ func TestWatchdogTwoReplicasOnePostgresRepairOnce(t *testing.T) {
 		t.Fatalf("disable: %v", err)
 	}
 
-	wdWaitFor(t, "the subscription re-enabled", 15*time.Second, func() bool {
+	waitFor(t, "the subscription re-enabled", 15*time.Second, func() bool {
 		whs := sim.Webhooks()
 		return len(whs) == 1 && !whs[0].Disabled
 	})
@@ -297,8 +286,8 @@ func TestWatchdogTwoReplicasOnePostgresRepairOnce(t *testing.T) {
 		}
 		return evs
 	}
-	wdWaitFor(t, "the reenabled event stored", 10*time.Second, func() bool { return len(reenabled()) > 0 })
-	wdWaitFor(t, "the reenabled event delivered", 10*time.Second, func() bool { return alerts.count(watchdog.TypeReenabled) > 0 })
+	waitFor(t, "the reenabled event stored", 10*time.Second, func() bool { return len(reenabled()) > 0 })
+	waitFor(t, "the reenabled event delivered", 10*time.Second, func() bool { return alerts.count(watchdog.TypeReenabled) > 0 })
 	// Several more intervals: a second replica acting would show by now.
 	time.Sleep(6 * wdInterval)
 

@@ -197,17 +197,6 @@ func rotPost(t *testing.T, url string, body []byte, h http.Header) int {
 	return res.StatusCode
 }
 
-func rotWait(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // rotLoad calls trigger with 1, 2, 3… every rotEvery until halted: the
 // provider delivering continuously.
 type rotLoad struct {
@@ -355,7 +344,7 @@ func TestRotationUnderLoadAffinity(t *testing.T) {
 		return err
 	})
 	defer load.halt(t)
-	rotWait(t, "deliveries before the rotation", 10*time.Second, func() bool { return load.n.Load() >= rotAround })
+	waitFor(t, "deliveries before the rotation", 10*time.Second, func() bool { return load.n.Load() >= rotAround })
 
 	before := clock.Now()
 	start := time.Now()
@@ -379,7 +368,7 @@ func TestRotationUnderLoadAffinity(t *testing.T) {
 		}
 		return n
 	}
-	rotWait(t, "deliveries after the rotation", 10*time.Second, func() bool { return atNew() >= rotAround })
+	waitFor(t, "deliveries after the rotation", 10*time.Second, func() bool { return atNew() >= rotAround })
 	load.halt(t)
 	idle, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -491,7 +480,7 @@ func TestRotationUnderLoadAffinity(t *testing.T) {
 		t.Errorf("new URL: %d, want 200", code)
 	}
 	clock.advance(rotGrace + time.Second)
-	rotWait(t, "the old URL refused after the grace period", 5*time.Second, func() bool {
+	waitFor(t, "the old URL refused after the grace period", 5*time.Second, func() bool {
 		return rotPost(t, oldURL, rotAffinityProbe(clock.Now()), nil) == http.StatusNotFound
 	})
 	if code := rotPost(t, newURL, rotAffinityProbe(clock.Now()), nil); code != http.StatusOK {
@@ -576,7 +565,7 @@ func TestRotationUnderLoadAttio(t *testing.T) {
 		return err
 	})
 	defer load.halt(t)
-	rotWait(t, "deliveries before the rotation", 10*time.Second, func() bool { return load.n.Load() >= rotAround })
+	waitFor(t, "deliveries before the rotation", 10*time.Second, func() bool { return load.n.Load() >= rotAround })
 
 	before := clock.Now()
 	start := time.Now()
@@ -600,7 +589,7 @@ func TestRotationUnderLoadAttio(t *testing.T) {
 		return n
 	}
 	atReturn := atNew()
-	rotWait(t, "deliveries after the rotation", 10*time.Second, func() bool { return atNew() >= atReturn+rotAround })
+	waitFor(t, "deliveries after the rotation", 10*time.Second, func() bool { return atNew() >= atReturn+rotAround })
 	load.halt(t)
 	idle, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -727,7 +716,7 @@ func TestRotationUnderLoadAttio(t *testing.T) {
 		t.Errorf("signed with the old webhook's secret during the grace period: %d, want 200", code)
 	}
 	clock.advance(rotGrace + time.Second)
-	rotWait(t, "the old secret refused after the grace period", 5*time.Second, func() bool {
+	waitFor(t, "the old secret refused after the grace period", 5*time.Second, func() bool {
 		return post(oldID, oldSecret.Secret) == http.StatusUnauthorized
 	})
 	if code := post(oldID, rotAttioSecret); code != http.StatusUnauthorized {
@@ -859,7 +848,7 @@ func TestRotationResumesAfterACrash(t *testing.T) {
 			t.Errorf("the config's secret was retired before the provider moved: %v", w.secrets("aff"))
 		}
 		newURL := w.cfg.HookURL("aff", first.Secret)
-		rotWait(t, "the receiver to accept the new secret", 5*time.Second, func() bool {
+		waitFor(t, "the receiver to accept the new secret", 5*time.Second, func() bool {
 			return rotPost(t, newURL, rotAffinityProbe(clock.Now()), nil) == http.StatusOK
 		})
 		if code := rotPost(t, oldURL, rotAffinityProbe(clock.Now()), nil); code != http.StatusOK {
@@ -1098,7 +1087,7 @@ func TestRotationStandardWebhooks(t *testing.T) {
 
 	// The receiver takes the new secret at its next reload; the old one
 	// stays accepted.
-	rotWait(t, "the new secret accepted", 5*time.Second, func() bool { return post(res.Secret) == http.StatusOK })
+	waitFor(t, "the new secret accepted", 5*time.Second, func() bool { return post(res.Secret) == http.StatusOK })
 	if code := post(rotStdSecret); code != http.StatusOK {
 		t.Errorf("old secret during the grace period: %d", code)
 	}
@@ -1111,7 +1100,7 @@ func TestRotationStandardWebhooks(t *testing.T) {
 	if got := rotNewActive(t, w.secrets("std")); got.Secret != res2.Secret {
 		t.Error("the second rotation's secret is not the active one")
 	}
-	rotWait(t, "the second secret accepted", 5*time.Second, func() bool { return post(res2.Secret) == http.StatusOK })
+	waitFor(t, "the second secret accepted", 5*time.Second, func() bool { return post(res2.Secret) == http.StatusOK })
 	for _, s := range []string{rotStdSecret, res.Secret} {
 		if code := post(s); code != http.StatusOK {
 			t.Errorf("a rotated-out secret during its grace period: %d", code)
@@ -1119,7 +1108,7 @@ func TestRotationStandardWebhooks(t *testing.T) {
 	}
 
 	clock.advance(rotGrace + time.Second)
-	rotWait(t, "the old secrets refused after the grace period", 5*time.Second, func() bool {
+	waitFor(t, "the old secrets refused after the grace period", 5*time.Second, func() bool {
 		return post(rotStdSecret) == http.StatusUnauthorized && post(res.Secret) == http.StatusUnauthorized
 	})
 	if code := post(res2.Secret); code != http.StatusOK {
